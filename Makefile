@@ -1,0 +1,64 @@
+# ngx_http_next_upstream_status_module: build, test, run.
+# `make help` lists the targets.
+
+MODULE        := ngx_http_next_upstream_status_module
+NGINX_VERSION := 1.28.3
+BUILD         := $(CURDIR)/build
+
+# The pinned nginx: source from the nginx-src crate, configured and installed under build/.
+NGINX_TREE    := $(BUILD)/nginx-$(NGINX_VERSION)
+NGINX_PREFIX  := $(BUILD)/nginx
+NGINX_BIN     := $(NGINX_PREFIX)/sbin/nginx
+NGINX_CONFIGURE_FLAGS := \
+	--prefix=$(NGINX_PREFIX) \
+	--with-compat --with-debug --with-threads \
+	--with-http_ssl_module --with-http_v2_module --with-http_realip_module \
+	--with-http_auth_request_module
+
+# The module is built against a configured tree's objs/ directory. Another tree can be
+# given with NGINX_BUILD_DIR=<tree>/objs (or NGINX_SOURCE_DIR=<tree>); each tree gets its
+# own cargo target dir, because changing trees re-runs bindgen.
+ifdef NGINX_SOURCE_DIR
+NGINX_BUILD_DIR ?= $(NGINX_SOURCE_DIR)/objs
+endif
+NGINX_BUILD_DIR ?= $(NGINX_TREE)/objs
+TARGET_DIR    := $(BUILD)/target/$(notdir $(patsubst %/objs,%,$(abspath $(NGINX_BUILD_DIR))))
+MODULE_SO     := $(BUILD)/modules/$(MODULE).so
+RUST_SOURCES  := Cargo.toml Cargo.lock build.rs $(shell find src -name '*.rs')
+
+.PHONY: all build nginx module deps test unittest prove check demo clean help
+
+all: build
+
+## build: nginx 1.28.3 and the module (build/nginx/sbin/nginx, build/modules/*.so)
+build: nginx module
+
+## deps: install the Debian packages the build and the tests need (idempotent)
+deps:
+	@scripts/install-deps.sh
+
+nginx: $(NGINX_BIN)
+
+module: $(MODULE_SO)
+
+$(NGINX_TREE)/Makefile: | deps
+	rm -rf $(NGINX_TREE)
+	mkdir -p $(BUILD)
+	cp -r "$$(scripts/nginx-src-dir)" $(NGINX_TREE)
+	cd $(NGINX_TREE) && ./auto/configure $(NGINX_CONFIGURE_FLAGS) >configure.log
+
+$(NGINX_BIN): $(NGINX_TREE)/Makefile
+	$(MAKE) -C $(NGINX_TREE) -j2 >/dev/null
+	$(MAKE) -C $(NGINX_TREE) install >/dev/null
+
+$(MODULE_SO): $(RUST_SOURCES) $(NGINX_BUILD_DIR)/ngx_auto_config.h | deps
+	NGINX_BUILD_DIR=$(abspath $(NGINX_BUILD_DIR)) \
+		cargo build --release --locked --target-dir $(TARGET_DIR)
+	mkdir -p $(dir $@)
+	cp $(TARGET_DIR)/release/lib$(MODULE).so $@
+
+$(NGINX_TREE)/objs/ngx_auto_config.h: $(NGINX_TREE)/Makefile
+
+## help: list the targets
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)

@@ -1,0 +1,27 @@
+//! Log lines, prefixed with the module's short name so operators can grep for them.
+//! nginx's request log handler appends the client, request and upstream to each.
+
+/// Logs at `info` to a connection's log: routine events, such as a status-triggered retry.
+macro_rules! log_info {
+    ($connection:expr, $($arg:tt)+) => {
+        $crate::log::log!(::ngx::ffi::NGX_LOG_INFO, $connection, $($arg)+)
+    };
+}
+
+/// Logs at `alert`: something that must not happen did.
+macro_rules! log_alert {
+    ($connection:expr, $($arg:tt)+) => {
+        $crate::log::log!(::ngx::ffi::NGX_LOG_ALERT, $connection, $($arg)+)
+    };
+}
+
+macro_rules! log {
+    ($level:expr, $connection:expr, $fmt:literal $($arg:tt)*) => {{
+        let connection: *mut ::ngx::ffi::ngx_connection_t = $connection;
+        // SAFETY: a request's connection and its log are valid while the request is processed.
+        let log = unsafe { (*connection).log };
+        ::ngx::ngx_log_error!($level, log, concat!("next_upstream_status: ", $fmt) $($arg)*);
+    }};
+}
+
+pub(crate) use {log, log_alert, log_info};

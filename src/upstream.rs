@@ -1,0 +1,406 @@
+//! The hooks into nginx's upstream machinery.
+//!
+//! nginx decides whether to try the next server in the static `ngx_http_upstream_test_next()`,
+//! and only for a fixed list of statuses. Without patching nginx, the module steers that
+//! decision from the outside:
+//!
+//! 1. At configuration time every upstream block's `peer.init` is wrapped (which composes with
+//!    whatever balancer set it: round robin, keepalive, hash, ...).
+//! 2. Per request, in a location where the directive is on, the wrapper wraps the upstream's
+//!    `process_header` and `reinit_request`.
+//! 3. When a parsed response has a listed status and nginx would be able to retry it, the
+//!    status is shown to nginx as 404 and `u->conf` is pointed at a per-request copy that has
+//!    `http_404` in `next_upstream`. nginx then takes its own retry path: the peer is freed as
+//!    `NGX_PEER_NEXT` (no `max_fails` accounting), tries and timeouts are honoured, the request
+//!    body is replayed.
+//! 4. When the next attempt starts (`reinit_request`), or the request ends before it could
+//!    (`finalize_request`), the real configuration and the real status in `$upstream_status`
+//!    are put back.
+
+use core::ffi::c_void;
+use core::{mem, ptr, slice};
+
+use ngx::ffi::{
+    ngx_conf_t, ngx_http_request_t, ngx_http_upstream_conf_t, ngx_http_upstream_srv_conf_t,
+    ngx_http_upstream_state_t, ngx_http_upstream_t, ngx_int_t, ngx_module_t, ngx_msec_t,
+    ngx_palloc, ngx_uint_t, NGX_ERROR, NGX_HTTP_LOCK, NGX_HTTP_NOT_FOUND, NGX_HTTP_PATCH,
+    NGX_HTTP_POST, NGX_HTTP_UPSTREAM_FT_HTTP_404, NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT, NGX_OK,
+};
+use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpUpstreamModule};
+
+use crate::conf::{LocConf, RetryOn};
+use crate::decision::{self, Attempt};
+use crate::log::{log_alert, log_info};
+use crate::Module;
+
+type InitPeer =
+    unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_http_upstream_srv_conf_t) -> ngx_int_t;
+type ProcessHeader = unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t;
+type FinalizeRequest = unsafe extern "C" fn(*mut ngx_http_request_t, ngx_int_t);
+
+extern "C" {
+    /// The proxy module's first location-conf field is its `ngx_http_upstream_conf_t`; comparing
+    /// `u->conf` with it tells a `proxy_pass` request from a fastcgi/uwsgi/scgi/grpc one.
+    static ngx_http_proxy_module: ngx_module_t;
+}
+
+/// The `peer.init` of each wrapped upstream block, sorted by block address for lookup.
+/// Lives in the configuration pool, like the blocks themselves.
+#[derive(Debug)]
+pub struct Originals {
+    entries: *const Original,
+    len: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Original {
+    upstream: *const ngx_http_upstream_srv_conf_t,
+    init: InitPeer,
+}
+
+impl Default for Originals {
+    fn default() -> Self {
+        Originals {
+            entries: ptr::null(),
+            len: 0,
+        }
+    }
+}
+
+impl Originals {
+    fn as_slice(&self) -> &[Original] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `entries` points at `len` initialised entries in the cycle's pool, which
+        // outlives every request and is never written after configuration.
+        unsafe { slice::from_raw_parts(self.entries, self.len) }
+    }
+
+    fn find(&self, upstream: *const ngx_http_upstream_srv_conf_t) -> Option<InitPeer> {
+        let entries = self.as_slice();
+        let i = entries
+            .binary_search_by_key(&upstream, |e| e.upstream)
+            .ok()?;
+        Some(entries[i].init)
+    }
+}
+
+/// Postconfiguration: wraps `peer.init` of every upstream block, explicit (`upstream {}`) and
+/// implicit (`proxy_pass http://host:port`). By now every block's `init_upstream` has run, so
+/// `peer.init` is the balancer's final choice.
+///
+/// # Safety
+/// `cf` must be the http block's configuration being finished by nginx.
+pub unsafe fn wrap_upstream_blocks(cf: *mut ngx_conf_t) -> Result<(), &'static str> {
+    // SAFETY: `cf` is valid during postconfiguration.
+    let cf_ref = unsafe { &*cf };
+    let Some(mcf) = Module::main_conf_mut(cf_ref) else {
+        return Err("no main configuration");
+    };
+    if !mcf.used {
+        return Ok(());
+    }
+    let umcf = NgxHttpUpstreamModule::main_conf(cf_ref).ok_or("no upstream configuration")?;
+    // SAFETY: the upstream module's array of block pointers is fully built by now.
+    let blocks = unsafe {
+        umcf.upstreams
+            .as_slice::<*mut ngx_http_upstream_srv_conf_t>()
+    };
+
+    let mut originals = Vec::with_capacity(blocks.len());
+    for &us in blocks {
+        // SAFETY: each entry is a valid upstream block owned by the configuration.
+        let us = unsafe { &mut *us };
+        if let Some(init) = us.peer.init {
+            originals.push(Original { upstream: us, init });
+            us.peer.init = Some(init_peer_with_status_retry);
+        }
+    }
+    originals.sort_unstable_by_key(|e| e.upstream);
+
+    let size = mem::size_of_val(originals.as_slice());
+    // SAFETY: the pool is valid; `ngx_palloc` aligns to a pointer, enough for `Original`.
+    let entries = unsafe { ngx_palloc(cf_ref.pool, size.max(1)) }.cast::<Original>();
+    if entries.is_null() {
+        return Err("out of memory");
+    }
+    // SAFETY: `entries` has room for `originals.len()` entries and does not overlap the Vec.
+    unsafe { ptr::copy_nonoverlapping(originals.as_ptr(), entries, originals.len()) };
+    mcf.originals = Originals {
+        entries,
+        len: originals.len(),
+    };
+    Ok(())
+}
+
+/// What a request whose location has the directive on keeps between the callbacks.
+struct RequestCtx {
+    upstream: *mut ngx_http_upstream_t,
+    retry_on: *const RetryOn,
+    /// The upstream module's current callbacks (the proxy module replaces `process_header`
+    /// itself: status line first, then headers).
+    process_header: ProcessHeader,
+    reinit_request: ProcessHeader,
+    /// Saved when the first retry is staged; until then there is nothing to restore.
+    finalize_request: Option<FinalizeRequest>,
+    /// The per-request copy of `u->conf` with `http_404` in `next_upstream`, made once.
+    retry_conf: *mut ngx_http_upstream_conf_t,
+    staged: Option<Staged>,
+}
+
+/// A retry nginx is taking for a status shown to it as 404.
+struct Staged {
+    conf: *mut ngx_http_upstream_conf_t,
+    /// An index, not a pointer: `r->upstream_states` may grow and move.
+    state: usize,
+    status: ngx_uint_t,
+}
+
+/// Wraps an upstream block's `peer.init`: runs it, then hooks the request in if its location
+/// has the directive on.
+unsafe extern "C" fn init_peer_with_status_retry(
+    r: *mut ngx_http_request_t,
+    us: *mut ngx_http_upstream_srv_conf_t,
+) -> ngx_int_t {
+    // SAFETY: nginx calls peer.init with a valid request whose main conf is this http block's.
+    let rr = unsafe { &mut *r };
+    let Some(original) = Module::main_conf(rr).and_then(|mcf| mcf.originals.find(us)) else {
+        log_alert!(rr.connection, "peer.init of upstream block not found");
+        return NGX_ERROR as ngx_int_t;
+    };
+    // SAFETY: calling the block's own peer.init with the arguments nginx gave us.
+    let rc = unsafe { original(r, us) };
+    if rc != NGX_OK as ngx_int_t {
+        return rc;
+    }
+    let Some(retry_on) = Module::location_conf(rr).and_then(LocConf::retry_on) else {
+        return rc;
+    };
+    // SAFETY: peer.init is called from ngx_http_upstream_init_request, with r->upstream set.
+    let u = unsafe { &mut *rr.upstream };
+    // SAFETY: reading the proxy module's index and this request's location conf array.
+    let proxy_conf = unsafe { *rr.loc_conf.add(ngx_http_proxy_module.ctx_index) };
+    // SAFETY: `r` is valid; a context from an earlier call for this same upstream means the
+    // callbacks are already wrapped (nginx re-runs peer.init after waiting for a cache lock).
+    let wrapped = unsafe { request_ctx(r) }.is_some_and(|ctx| ctx.upstream == rr.upstream);
+    if u.conf.cast::<c_void>() != proxy_conf || wrapped {
+        return rc;
+    }
+    let (Some(process_header), Some(reinit_request)) = (u.process_header, u.reinit_request) else {
+        return rc;
+    };
+    let ctx = RequestCtx {
+        upstream: rr.upstream,
+        retry_on,
+        process_header,
+        reinit_request,
+        finalize_request: None,
+        retry_conf: ptr::null_mut(),
+        staged: None,
+    };
+    // SAFETY: the request pool is valid; `ngx_palloc` aligns to a pointer, enough for the ctx.
+    let p = unsafe { ngx_palloc(rr.pool, mem::size_of::<RequestCtx>()) }.cast::<RequestCtx>();
+    if p.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    // SAFETY: `p` is fresh, aligned and large enough; the slot is this module's in `r->ctx`.
+    unsafe {
+        p.write(ctx);
+        *rr.ctx.add(module_index()) = p.cast();
+    }
+    u.process_header = Some(process_header_with_status_retry);
+    u.reinit_request = Some(reinit_request_with_status_retry);
+    rc
+}
+
+fn module_index() -> usize {
+    Module::module().ctx_index
+}
+
+/// The request's context, if the peer.init wrapper made one.
+///
+/// # Safety
+/// `r` must be a valid request.
+unsafe fn request_ctx<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut RequestCtx> {
+    // SAFETY: `r->ctx` has a slot for every http module; ours holds null or a `RequestCtx`
+    // from this request's pool.
+    unsafe {
+        (*(*r).ctx.add(module_index()))
+            .cast::<RequestCtx>()
+            .as_mut()
+    }
+}
+
+/// Runs the upstream module's `process_header`, then decides on a complete header.
+unsafe extern "C" fn process_header_with_status_retry(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: nginx calls this with a valid request in upstream processing.
+    let Some(ctx) = (unsafe { request_ctx(r) }) else {
+        // SAFETY: as above.
+        log_alert!(
+            unsafe { (*r).connection },
+            "lost request context in process_header"
+        );
+        return NGX_ERROR as ngx_int_t;
+    };
+    // SAFETY: `r->upstream` is valid during upstream processing.
+    let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
+    u.process_header = Some(ctx.process_header);
+    // SAFETY: calling the saved original with the request nginx gave us.
+    let rc = unsafe { (ctx.process_header)(r) };
+    stay_in_front(u, ctx);
+    if rc != NGX_OK as ngx_int_t {
+        return rc;
+    }
+    // SAFETY: `retry_on` points into the location's configuration, which outlives requests.
+    let retry_on = unsafe { &*ctx.retry_on };
+    if decision::passes_on(&retry_on.statuses, &attempt(rr, u, retry_on)) {
+        stage_retry(rr, u, ctx);
+    }
+    rc
+}
+
+/// The proxy module moves from its status-line parser to its header parser inside its own
+/// call, and back in `reinit_request`. Each original runs with the module's own parser in
+/// place; afterwards, whatever parser is there is saved and the wrapper put back in front.
+/// (No function-pointer comparisons: addresses of functions are not guaranteed unique.)
+fn stay_in_front(u: &mut ngx_http_upstream_t, ctx: &mut RequestCtx) {
+    if let Some(current) = u.process_header {
+        ctx.process_header = current;
+    }
+    u.process_header = Some(process_header_with_status_retry);
+}
+
+/// The facts `ngx_http_upstream_test_next()` looks at, read the way it reads them.
+fn attempt(r: &ngx_http_request_t, u: &ngx_http_upstream_t, retry_on: &RetryOn) -> Attempt {
+    // SAFETY: `u->conf` is the location's upstream configuration.
+    let conf = unsafe { &*u.conf };
+    let timeout = conf.next_upstream_timeout;
+    // SAFETY: nginx's clock is only written by this worker's event loop, which runs us.
+    let now: ngx_msec_t = unsafe { ptr::read_volatile(ptr::addr_of!(ngx::ffi::ngx_current_msec)) };
+    let sent = u.request_sent() != 0;
+    Attempt {
+        status: u.headers_in.status_n,
+        method_listed: r.method & retry_on.methods != 0,
+        non_idempotent_sent: sent
+            && r.method & (NGX_HTTP_POST | NGX_HTTP_LOCK | NGX_HTTP_PATCH) as ngx_uint_t != 0,
+        non_idempotent_allowed: conf.next_upstream
+            & NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT as ngx_uint_t
+            != 0,
+        tries_left: u.peer.tries,
+        body_streamed: sent && r.request_body_no_buffering() != 0,
+        timed_out: timeout != 0 && now.wrapping_sub(u.peer.start_time) >= timeout,
+        from_cache: from_cache(r),
+    }
+}
+
+#[cfg(ngx_feature = "http_cache")]
+fn from_cache(r: &ngx_http_request_t) -> bool {
+    r.cached() != 0
+}
+
+#[cfg(not(ngx_feature = "http_cache"))]
+fn from_cache(_r: &ngx_http_request_t) -> bool {
+    false
+}
+
+/// Shows the response to nginx as a 404 that its configuration passes on.
+fn stage_retry(r: &mut ngx_http_request_t, u: &mut ngx_http_upstream_t, ctx: &mut RequestCtx) {
+    if ctx.retry_conf.is_null() {
+        // SAFETY: the request pool is valid; the copy is aligned like any pool allocation.
+        let p = unsafe { ngx_palloc(r.pool, mem::size_of::<ngx_http_upstream_conf_t>()) };
+        if p.is_null() {
+            return; // nginx then handles the response as it would without the module
+        }
+        ctx.retry_conf = p.cast();
+    }
+    // SAFETY: `retry_conf` is this request's own copy; `u->conf` is a valid configuration.
+    unsafe {
+        *ctx.retry_conf = *u.conf;
+        (*ctx.retry_conf).next_upstream |= NGX_HTTP_UPSTREAM_FT_HTTP_404 as ngx_uint_t;
+    }
+
+    let status = u.headers_in.status_n;
+    log_info!(
+        r.connection,
+        "upstream answered {}, passing request to the next server, peer: \"{}\"",
+        status,
+        // SAFETY: `peer.name` is set while the peer's response is processed.
+        unsafe { u.peer.name.as_ref() }
+            .map(|n| n.to_string())
+            .unwrap_or_default()
+    );
+
+    ctx.staged = Some(Staged {
+        conf: u.conf,
+        state: state_index(r, u),
+        status,
+    });
+    u.conf = ctx.retry_conf;
+    u.headers_in.status_n = NGX_HTTP_NOT_FOUND as ngx_uint_t;
+
+    if ctx.finalize_request.is_none() {
+        ctx.finalize_request = u.finalize_request;
+        u.finalize_request = Some(finalize_request_with_status_retry);
+    }
+}
+
+fn state_index(r: &ngx_http_request_t, u: &ngx_http_upstream_t) -> usize {
+    // SAFETY: `u->state` is an element of `r->upstream_states`, pushed for this attempt.
+    let first = unsafe { (*r.upstream_states).elts }.cast::<ngx_http_upstream_state_t>();
+    (u.state as usize - first as usize) / mem::size_of::<ngx_http_upstream_state_t>()
+}
+
+/// Puts back what a staged retry changed: the real configuration, and the real status in
+/// `$upstream_status` (nginx wrote the 404 it was shown).
+fn restore(r: &mut ngx_http_request_t, u: &mut ngx_http_upstream_t, ctx: &mut RequestCtx) {
+    let Some(staged) = ctx.staged.take() else {
+        return;
+    };
+    u.conf = staged.conf;
+    // SAFETY: `upstream_states` is a valid array of states; the index was taken from it and
+    // the array only grows.
+    let states = unsafe { (*r.upstream_states).as_slice_mut::<ngx_http_upstream_state_t>() };
+    if let Some(state) = states.get_mut(staged.state) {
+        state.status = staged.status;
+    }
+}
+
+unsafe extern "C" fn reinit_request_with_status_retry(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: nginx calls this with a valid request in upstream processing.
+    let Some(ctx) = (unsafe { request_ctx(r) }) else {
+        // SAFETY: as above.
+        log_alert!(
+            unsafe { (*r).connection },
+            "lost request context in reinit_request"
+        );
+        return NGX_ERROR as ngx_int_t;
+    };
+    // SAFETY: `r->upstream` is valid during upstream processing.
+    let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
+    restore(rr, u, ctx);
+    u.process_header = Some(ctx.process_header);
+    // SAFETY: calling the saved original with the request nginx gave us.
+    let rc = unsafe { (ctx.reinit_request)(r) };
+    stay_in_front(u, ctx);
+    rc
+}
+
+unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request_t, rc: ngx_int_t) {
+    // SAFETY: nginx calls this with a valid request in upstream processing.
+    let Some(ctx) = (unsafe { request_ctx(r) }) else {
+        // SAFETY: as above.
+        log_alert!(
+            unsafe { (*r).connection },
+            "lost request context in finalize_request"
+        );
+        return;
+    };
+    // SAFETY: `r->upstream` is valid until the upstream is finalized, which is now.
+    let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
+    restore(rr, u, ctx);
+    if let Some(original) = ctx.finalize_request {
+        // SAFETY: calling the saved original with the arguments nginx gave us.
+        unsafe { original(r, rc) };
+    }
+}

@@ -26,6 +26,8 @@ TARGET_DIR    := $(BUILD)/target/$(notdir $(patsubst %/objs,%,$(abspath $(NGINX_
 MODULE_SO     := $(BUILD)/modules/$(MODULE).so
 RUST_SOURCES  := Cargo.toml Cargo.lock build.rs $(shell find src -name '*.rs')
 
+PROVE_ENV     := TEST_NGINX_BINARY=$(NGINX_BIN) TEST_NGINX_LOAD_MODULES=$(MODULE_SO)
+
 .PHONY: all build nginx module deps test unittest prove check demo clean help
 
 all: build
@@ -58,6 +60,32 @@ $(MODULE_SO): $(RUST_SOURCES) $(NGINX_BUILD_DIR)/ngx_auto_config.h | deps
 	cp $(TARGET_DIR)/release/lib$(MODULE).so $@
 
 $(NGINX_TREE)/objs/ngx_auto_config.h: $(NGINX_TREE)/Makefile
+
+## test: every test: unit tests, the t/ suite against a real nginx, the end-to-end tests
+test: unittest prove
+
+## unittest: the pure logic's table-driven tests (need no nginx)
+unittest: | deps
+	cargo test --locked --no-default-features
+
+## prove: the t/*.t suite against build/nginx with the module loaded
+prove: build
+	$(PROVE_ENV) prove -I t/lib t/
+
+## check: formatting and lints
+check: | deps
+	cargo fmt --check
+	cargo clippy --locked --all-targets --no-default-features -- -D warnings
+	NGINX_BUILD_DIR=$(abspath $(NGINX_BUILD_DIR)) \
+		cargo clippy --locked --all-targets --target-dir $(TARGET_DIR) -- -D warnings
+
+## demo: start nginx with the module and two local backends, show a 404 falling through
+demo: build
+	scripts/demo.sh $(NGINX_BIN) $(MODULE_SO)
+
+## clean: remove everything built
+clean:
+	rm -rf $(BUILD) target t/servroot
 
 ## help: list the targets
 help:

@@ -16,9 +16,9 @@ use ngx::ngx_string;
 
 use crate::directive::{self, Directive};
 use crate::methods::{Method, MethodSet};
+use crate::nginx::upstream::Originals;
+use crate::nginx::Module;
 use crate::statuses::StatusSet;
-use crate::upstream::Originals;
-use crate::Module;
 
 /// The location's rule in the form the request path asks it: a status set and nginx's own
 /// method bits, so that a response is judged with a lookup and a mask.

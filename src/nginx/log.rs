@@ -4,14 +4,14 @@
 /// Logs at `info` to a connection's log: routine events, such as a status-triggered retry.
 macro_rules! log_info {
     ($connection:expr, $($arg:tt)+) => {
-        $crate::log::log!(::ngx::ffi::NGX_LOG_INFO, $connection, $($arg)+)
+        $crate::nginx::log::log!(::ngx::ffi::NGX_LOG_INFO, $connection, $($arg)+)
     };
 }
 
 /// Logs at `alert`: something that must not happen did.
 macro_rules! log_alert {
     ($connection:expr, $($arg:tt)+) => {
-        $crate::log::log!(::ngx::ffi::NGX_LOG_ALERT, $connection, $($arg)+)
+        $crate::nginx::log::log!(::ngx::ffi::NGX_LOG_ALERT, $connection, $($arg)+)
     };
 }
 

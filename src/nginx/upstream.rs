@@ -28,10 +28,10 @@ use ngx::ffi::{
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpUpstreamModule};
 
-use crate::conf::{LocConf, RetryOn};
 use crate::decision::{self, Attempt};
-use crate::log::{log_alert, log_info};
-use crate::Module;
+use crate::nginx::conf::{LocConf, RetryOn};
+use crate::nginx::log::{log_alert, log_info};
+use crate::nginx::Module;
 
 type InitPeer =
     unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_http_upstream_srv_conf_t) -> ngx_int_t;

@@ -28,7 +28,7 @@ RUST_SOURCES  := Cargo.toml Cargo.lock build.rs $(shell find src -name '*.rs')
 
 PROVE_ENV     := TEST_NGINX_BINARY=$(NGINX_BIN) TEST_NGINX_LOAD_MODULES=$(MODULE_SO)
 
-.PHONY: all build nginx module deps test unittest prove check demo clean help
+.PHONY: all build nginx module deps test unittest prove test-e2e check demo clean help
 
 all: build
 
@@ -62,7 +62,7 @@ $(MODULE_SO): $(RUST_SOURCES) $(NGINX_BUILD_DIR)/ngx_auto_config.h | deps
 $(NGINX_TREE)/objs/ngx_auto_config.h: $(NGINX_TREE)/Makefile
 
 ## test: every test: unit tests, the t/ suite against a real nginx, the end-to-end tests
-test: unittest prove
+test: unittest prove test-e2e
 
 ## unittest: the pure logic's table-driven tests (need no nginx)
 unittest: | deps
@@ -71,6 +71,11 @@ unittest: | deps
 ## prove: the t/*.t suite against build/nginx with the module loaded
 prove: build
 	$(PROVE_ENV) prove -I t/lib t/
+
+## test-e2e: two real registries (docker-registry) behind nginx-conf/registry.conf, skopeo as client
+test-e2e: build
+	scripts/install-deps.sh e2e
+	NGINX_BINARY=$(NGINX_BIN) NGX_MODULE=$(MODULE_SO) prove t/e2e
 
 ## check: formatting and lints
 check: | deps

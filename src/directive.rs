@@ -1,4 +1,4 @@
-//! Parsing `proxy_next_upstream_status off | STATUS ... [methods=METHOD,...]`.
+//! Parsing `proxy_next_upstream_status off | STATUS ... [methods=METHOD,...] [keep_answer=on|off]`.
 //!
 //! Pure: takes the directive's arguments as bytes and knows nothing of nginx, so that every
 //! malformed use can be tested without starting one.
@@ -22,6 +22,9 @@ pub enum Directive {
 pub struct Rule {
     pub statuses: StatusSet,
     pub methods: MethodSet,
+    /// When no later server gives an answer of its own, send the client the listed-status
+    /// answer already received instead of nginx's 502/504 (see `kept_answer`).
+    pub keep_answer: bool,
 }
 
 /// An argument as the operator wrote it, shown lossily if it is not UTF-8.
@@ -60,9 +63,12 @@ pub enum ParseError {
     DuplicateMethod { method: Token, token: Token },
     #[error("duplicate parameter \"{0}\"")]
     DuplicateParameter(Token),
+    #[error("invalid value \"{0}\": it must be \"on\" or \"off\"")]
+    InvalidSwitch(Token),
 }
 
 const METHODS_PREFIX: &[u8] = b"methods=";
+const KEEP_ANSWER_PREFIX: &[u8] = b"keep_answer=";
 
 /// Parses the arguments that follow the directive's name.
 pub fn parse<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> Result<Directive, ParseError> {
@@ -77,6 +83,7 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> Result<Directive, 
 
     let mut statuses = StatusSet::default();
     let mut methods = None;
+    let mut keep_answer = None;
 
     for &arg in &args {
         let token = || Token(arg.to_vec());
@@ -86,6 +93,18 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> Result<Directive, 
                 return Err(ParseError::DuplicateParameter(token()));
             }
             methods = Some(parse_methods(list, token)?);
+            continue;
+        }
+
+        if let Some(switch) = arg.strip_prefix(KEEP_ANSWER_PREFIX) {
+            if keep_answer.is_some() {
+                return Err(ParseError::DuplicateParameter(token()));
+            }
+            keep_answer = Some(match switch {
+                b"on" => true,
+                b"off" => false,
+                _ => return Err(ParseError::InvalidSwitch(token())),
+            });
             continue;
         }
 
@@ -114,6 +133,7 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> Result<Directive, 
     Ok(Directive::On(Rule {
         statuses,
         methods: methods.unwrap_or(MethodSet::DEFAULT),
+        keep_answer: keep_answer.unwrap_or(true),
     }))
 }
 
@@ -215,6 +235,17 @@ mod tests {
     }
 
     #[test]
+    fn keep_answer_switch() {
+        let keep = |line: &str| match run(line) {
+            Ok(Directive::On(rule)) => rule.keep_answer,
+            other => panic!("{line}: {other:?}"),
+        };
+        assert!(keep("404"));
+        assert!(keep("404 keep_answer=on"));
+        assert!(!keep("keep_answer=off 404 methods=GET"));
+    }
+
+    #[test]
     fn rejected() {
         let out_of_range = |t: &str| {
             format!(
@@ -290,6 +321,19 @@ mod tests {
                 "duplicate parameter \"methods=HEAD\"".into(),
             ),
             ("404 method=GET", "invalid status \"method=GET\"".into()),
+            (
+                "404 keep_answer=yes",
+                "invalid value \"keep_answer=yes\": it must be \"on\" or \"off\"".into(),
+            ),
+            (
+                "404 keep_answer=",
+                "invalid value \"keep_answer=\": it must be \"on\" or \"off\"".into(),
+            ),
+            (
+                "404 keep_answer=on keep_answer=off",
+                "duplicate parameter \"keep_answer=off\"".into(),
+            ),
+            ("keep_answer=off", "no status is listed".into()),
         ];
         for (line, want) in cases {
             assert_eq!(run(line).as_ref(), Err(want), "{line:?}");

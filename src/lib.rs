@@ -4,7 +4,8 @@
 //! Pure logic, no nginx types, testable without nginx:
 //! - [`directive`]: parsing the directive's arguments;
 //! - [`statuses`], [`methods`]: the sets it lists;
-//! - [`decision`]: whether a response passes the request on.
+//! - [`decision`]: whether a response passes the request on;
+//! - [`kept_answer`]: what is kept of a passed-over answer, and when it replaces nginx's 502.
 //!
 //! The nginx side (`nginx`, behind the default `nginx` feature): the module's statics and
 //! registration, its configuration (`nginx::conf`), the hooks into nginx's upstream machinery
@@ -12,6 +13,7 @@
 
 pub mod decision;
 pub mod directive;
+pub mod kept_answer;
 pub mod methods;
 pub mod statuses;
 

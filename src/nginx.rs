@@ -1,6 +1,7 @@
 //! The module's statics and registration with nginx.
 
 pub mod conf;
+mod kept_answer;
 mod log;
 mod upstream;
 

@@ -26,6 +26,7 @@ use crate::statuses::StatusSet;
 pub struct RetryOn {
     pub statuses: StatusSet,
     pub methods: ngx_uint_t,
+    pub keep_answer: bool,
 }
 
 #[derive(Debug, Default)]
@@ -73,7 +74,7 @@ pub static mut COMMANDS: [ngx_command_t; 2] = [
     ngx_command_t::empty(),
 ];
 
-/// Handles `proxy_next_upstream_status off | STATUS ... [methods=...]`.
+/// Handles `proxy_next_upstream_status off | STATUS ... [methods=...] [keep_answer=on|off]`.
 ///
 /// # Safety
 /// Called by nginx with a valid `cf` whose arguments are the directive's, and `conf` pointing
@@ -104,6 +105,7 @@ unsafe extern "C" fn set_proxy_next_upstream_status(
             Some(RetryOn {
                 statuses: rule.statuses,
                 methods: nginx_method_bits(rule.methods),
+                keep_answer: rule.keep_answer,
             })
         }
         Err(err) => {

@@ -8,6 +8,13 @@ macro_rules! log_info {
     };
 }
 
+/// Logs at `warn`: the client gets something other than what nginx alone would send.
+macro_rules! log_warn {
+    ($connection:expr, $($arg:tt)+) => {
+        $crate::nginx::log::log!(::ngx::ffi::NGX_LOG_WARN, $connection, $($arg)+)
+    };
+}
+
 /// Logs at `alert`: something that must not happen did.
 macro_rules! log_alert {
     ($connection:expr, $($arg:tt)+) => {
@@ -24,4 +31,4 @@ macro_rules! log {
     }};
 }
 
-pub(crate) use {log, log_alert, log_info};
+pub(crate) use {log, log_alert, log_info, log_warn};

@@ -16,6 +16,8 @@
 //! 4. When the next attempt starts (`reinit_request`), or the request ends before it could
 //!    (`finalize_request`), the real configuration and the real status in `$upstream_status`
 //!    are put back.
+//! 5. If the request ends with nginx's own 5xx because no later server answered, the answer
+//!    passed over is sent instead ([`super::kept_answer`]).
 
 use core::ffi::c_void;
 use core::{mem, ptr, slice};
@@ -29,7 +31,9 @@ use ngx::ffi::{
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpUpstreamModule};
 
 use crate::decision::{self, Attempt};
+use crate::kept_answer;
 use crate::nginx::conf::{LocConf, RetryOn};
+use crate::nginx::kept_answer::KeptAnswer;
 use crate::nginx::log::{log_alert, log_info};
 use crate::nginx::Module;
 
@@ -131,11 +135,13 @@ pub unsafe fn wrap_upstream_blocks(cf: *mut ngx_conf_t) -> Result<(), &'static s
         entries,
         len: originals.len(),
     };
+    // SAFETY: called from postconfiguration, as `install_filters` requires.
+    unsafe { super::kept_answer::install_filters() };
     Ok(())
 }
 
 /// What a request whose location has the directive on keeps between the callbacks.
-struct RequestCtx {
+pub struct RequestCtx {
     upstream: *mut ngx_http_upstream_t,
     retry_on: *const RetryOn,
     /// The upstream module's current callbacks (the proxy module replaces `process_header`
@@ -147,6 +153,21 @@ struct RequestCtx {
     /// The per-request copy of `u->conf` with `http_404` in `next_upstream`, made once.
     retry_conf: *mut ngx_http_upstream_conf_t,
     staged: Option<Staged>,
+    /// The last answer passed over, while `keep_answer` is on.
+    pub kept: Option<KeptAnswer>,
+    pub serving: Serving,
+}
+
+/// Whether the kept answer replaces nginx's error page, and how far that has got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Serving {
+    No,
+    /// The request ended with nginx's own `failure` status; its page is about to be sent.
+    Due {
+        failure: ngx_int_t,
+    },
+    HeaderSent,
+    BodySent,
 }
 
 /// A retry nginx is taking for a status shown to it as 404.
@@ -198,6 +219,8 @@ unsafe extern "C" fn init_peer_with_status_retry(
         finalize_request: None,
         retry_conf: ptr::null_mut(),
         staged: None,
+        kept: None,
+        serving: Serving::No,
     };
     // SAFETY: the request pool is valid; `ngx_palloc` aligns to a pointer, enough for the ctx.
     let p = unsafe { ngx_palloc(rr.pool, mem::size_of::<RequestCtx>()) }.cast::<RequestCtx>();
@@ -222,7 +245,7 @@ fn module_index() -> usize {
 ///
 /// # Safety
 /// `r` must be a valid request.
-unsafe fn request_ctx<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut RequestCtx> {
+pub unsafe fn request_ctx<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut RequestCtx> {
     // SAFETY: `r->ctx` has a slot for every http module; ours holds null or a `RequestCtx`
     // from this request's pool.
     unsafe {
@@ -255,6 +278,9 @@ unsafe extern "C" fn process_header_with_status_retry(r: *mut ngx_http_request_t
     // SAFETY: `retry_on` points into the location's configuration, which outlives requests.
     let retry_on = unsafe { &*ctx.retry_on };
     if decision::passes_on(&retry_on.statuses, &attempt(rr, u, retry_on)) {
+        if retry_on.keep_answer {
+            ctx.kept = KeptAnswer::capture(rr, u);
+        }
         stage_retry(rr, u, ctx);
     }
     rc
@@ -399,6 +425,14 @@ unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request
     // SAFETY: `r->upstream` is valid until the upstream is finalized, which is now.
     let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
     restore(rr, u, ctx);
+    // SAFETY: the request's connection is valid while the request is.
+    let client_gone = unsafe { (*rr.connection).error() } != 0;
+    if ctx.kept.is_some()
+        && !client_gone
+        && kept_answer::replaces_failure(rc as isize, u.header_sent() != 0)
+    {
+        ctx.serving = Serving::Due { failure: rc };
+    }
     if let Some(original) = ctx.finalize_request {
         // SAFETY: calling the saved original with the arguments nginx gave us.
         unsafe { original(r, rc) };

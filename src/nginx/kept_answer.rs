@@ -1,0 +1,280 @@
+//! Sending the answer kept from a passed-over server when no later server answers.
+//!
+//! When a retry is staged, the answer is copied into the request pool ([`KeptAnswer::capture`]).
+//! If the request then ends with nginx's own 5xx before anything was sent
+//! ([`super::upstream`]'s finalize wrapper marks it due), nginx goes on to send its error page;
+//! this module's header and body filters, first in nginx's chains, replace that page's status,
+//! headers and body with the kept answer. Everything nginx does for any response (add_header,
+//! the access log, keepalive to the client) then applies as usual.
+
+use core::{mem, ptr, slice};
+
+use ngx::ffi::{
+    ngx_alloc_chain_link, ngx_buf_t, ngx_chain_t, ngx_hash_find, ngx_http_output_body_filter_pt,
+    ngx_http_output_header_filter_pt, ngx_http_request_t, ngx_http_top_body_filter,
+    ngx_http_top_header_filter, ngx_http_upstream_t, ngx_int_t, ngx_list_part_t, ngx_list_push,
+    ngx_list_t, ngx_pcalloc, ngx_pnalloc, ngx_pool_t, ngx_str_t, ngx_table_elt_t, ngx_uint_t,
+    off_t, NGX_ERROR, NGX_HTTP_HEAD, NGX_HTTP_NOT_MODIFIED,
+};
+
+use crate::kept_answer::{body_to_keep, is_connection_header, KeptBody};
+use crate::nginx::log::log_warn;
+use crate::nginx::upstream::{request_ctx, Serving};
+
+/// A passed-over answer, copied where a retry cannot overwrite it.
+pub struct KeptAnswer {
+    status: ngx_uint_t,
+    status_line: ngx_str_t,
+    /// The upstream's parsed header list, by value: nginx starts a new list for the next
+    /// attempt, and the entries (with their names and values) live in the request pool.
+    headers: ngx_list_t,
+    /// What the client is told: the body's length, or for HEAD the length the server declared.
+    content_length: off_t,
+    body: ngx_str_t,
+    body_dropped: bool,
+    peer: ngx_str_t,
+}
+
+impl KeptAnswer {
+    /// Copies the answer `u` has just parsed. `None` if the pool is exhausted (the retry then
+    /// goes ahead without a kept answer, as in stock nginx).
+    pub fn capture(r: &ngx_http_request_t, u: &ngx_http_upstream_t) -> Option<KeptAnswer> {
+        let status = u.headers_in.status_n;
+        let bodiless = r.method == NGX_HTTP_HEAD as ngx_uint_t
+            || status == NGX_HTTP_NOT_MODIFIED as ngx_uint_t;
+        let declared = u.headers_in.content_length_n;
+        // SAFETY: after the header is parsed, `u->buffer` holds the body read with it
+        // between `pos` and `last`.
+        let read = unsafe { bytes(u.buffer.pos, u.buffer.last) };
+
+        let (body, content_length, body_dropped) =
+            match body_to_keep(declared, read.len(), bodiless) {
+                KeptBody::Whole(_) if bodiless => (&[][..], declared, false),
+                KeptBody::Whole(len) => (&read[..len], declared, false),
+                KeptBody::Dropped => (&[][..], 0, true),
+            };
+        // SAFETY: `peer.name` is set while the peer's response is processed.
+        let peer = unsafe { u.peer.name.as_ref() }.map_or(&[][..], |n| n.as_bytes());
+        Some(KeptAnswer {
+            status,
+            status_line: pool_copy(r.pool, u.headers_in.status_line.as_bytes())?,
+            headers: u.headers_in.headers,
+            content_length,
+            body: pool_copy(r.pool, body)?,
+            body_dropped,
+            peer: pool_copy(r.pool, peer)?,
+        })
+    }
+}
+
+/// # Safety
+/// `start..end` must be null or a valid range of initialised bytes.
+unsafe fn bytes<'a>(start: *const u8, end: *const u8) -> &'a [u8] {
+    if start.is_null() || end <= start {
+        return &[];
+    }
+    // SAFETY: the caller promises a valid range.
+    unsafe { slice::from_raw_parts(start, end as usize - start as usize) }
+}
+
+fn pool_copy(pool: *mut ngx_pool_t, data: &[u8]) -> Option<ngx_str_t> {
+    if data.is_empty() {
+        return Some(ngx_str_t::empty());
+    }
+    // SAFETY: the request pool is valid; the copy does not overlap `data`.
+    let p = unsafe { ngx_pnalloc(pool, data.len()) }.cast::<u8>();
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `p` has room for `data.len()` bytes.
+    unsafe { ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
+    Some(ngx_str_t {
+        len: data.len(),
+        data: p,
+    })
+}
+
+static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;
+static mut NEXT_BODY_FILTER: ngx_http_output_body_filter_pt = None;
+
+/// Puts the filters at the top of nginx's chains. A dynamic module is configured after every
+/// built-in filter, so they run first: before `add_header`, charset and chunked encoding.
+///
+/// # Safety
+/// Only from postconfiguration, which nginx runs on one thread while no request is served.
+pub unsafe fn install_filters() {
+    // SAFETY: as the caller promises, nothing else reads or writes the chains now.
+    unsafe {
+        NEXT_HEADER_FILTER = ngx_http_top_header_filter;
+        ngx_http_top_header_filter = Some(header_filter);
+        NEXT_BODY_FILTER = ngx_http_top_body_filter;
+        ngx_http_top_body_filter = Some(body_filter);
+    }
+}
+
+unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: nginx calls header filters with a valid request.
+    if let Some(ctx) = unsafe { request_ctx(r) } {
+        if let (Serving::Due { failure }, Some(kept)) = (ctx.serving, ctx.kept.as_ref()) {
+            // SAFETY: as above.
+            let rr = unsafe { &mut *r };
+            // Only nginx's own page for that failure, not some other response.
+            if rr.headers_out.status == failure as ngx_uint_t {
+                if replace_headers(rr, kept).is_err() {
+                    return NGX_ERROR as ngx_int_t;
+                }
+                ctx.serving = Serving::HeaderSent;
+                log_warn!(
+                    rr.connection,
+                    "no later server gave an answer ({}), sending the {} answered by \"{}\"{}",
+                    failure,
+                    kept.status,
+                    kept.peer,
+                    if kept.body_dropped {
+                        " without its body, which was larger than proxy_buffer_size or of \
+                         unknown length"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+    }
+    // SAFETY: the next filter was saved from nginx's chain at configuration.
+    match unsafe { NEXT_HEADER_FILTER } {
+        // SAFETY: calling the next filter with the request we were given.
+        Some(next) => unsafe { next(r) },
+        None => NGX_ERROR as ngx_int_t,
+    }
+}
+
+/// Turns nginx's error page into the kept answer: status, then the server's headers except
+/// those nginx hides (`proxy_hide_header`) or sets itself for the client connection.
+/// Headers already added by the location (before the filters) stay.
+fn replace_headers(r: &mut ngx_http_request_t, kept: &KeptAnswer) -> Result<(), ()> {
+    r.err_status = kept.status; // what $status reports
+    r.headers_out.status = kept.status;
+    r.headers_out.status_line = kept.status_line;
+    r.headers_out.content_length_n = kept.content_length;
+    r.headers_out.content_length = ptr::null_mut();
+    r.headers_out.content_type = ngx_str_t::empty();
+    r.headers_out.content_type_len = 0;
+    r.headers_out.content_type_lowcase = ptr::null_mut();
+
+    // SAFETY: the request's upstream outlives its finalization; its conf is the location's.
+    let hide = unsafe {
+        r.upstream
+            .as_ref()
+            .map(|u| &mut (*u.conf).hide_headers_hash)
+    };
+    let mut result = Ok(());
+    for_each_header(&kept.headers, |h| {
+        // SAFETY: header entries from the upstream's parser have a valid lowercase key.
+        let lowercase = unsafe { slice::from_raw_parts(h.lowcase_key, h.key.len) };
+        if h.hash == 0 || is_connection_header(lowercase) {
+            return;
+        }
+        if let Some(hide) = hide.as_deref() {
+            // SAFETY: the hash and the key are valid; a hit means the header is hidden.
+            let hidden = unsafe {
+                ngx_hash_find(
+                    ptr::from_ref(hide).cast_mut(),
+                    h.hash,
+                    h.lowcase_key,
+                    h.key.len,
+                )
+            };
+            if !hidden.is_null() {
+                return;
+            }
+        }
+        if lowercase == b"content-type" {
+            r.headers_out.content_type = h.value;
+            r.headers_out.content_type_len = h.value.len;
+            return;
+        }
+        // SAFETY: the list is the request's own header list.
+        let elt = unsafe { ngx_list_push(&mut r.headers_out.headers) }.cast::<ngx_table_elt_t>();
+        if elt.is_null() {
+            result = Err(());
+            return;
+        }
+        // SAFETY: `elt` is a fresh, aligned entry; zeroing covers fields some versions add.
+        unsafe {
+            ptr::write_bytes(elt, 0, 1);
+            (*elt).hash = h.hash;
+            (*elt).key = h.key;
+            (*elt).value = h.value;
+            (*elt).lowcase_key = h.lowcase_key;
+        }
+    });
+    result
+}
+
+fn for_each_header(list: &ngx_list_t, mut f: impl FnMut(&ngx_table_elt_t)) {
+    let mut part: *const ngx_list_part_t = &list.part;
+    // SAFETY: a list's parts form a null-terminated chain of arrays of `nelts` entries each.
+    while let Some(p) = unsafe { part.as_ref() } {
+        if p.nelts > 0 {
+            // SAFETY: as above.
+            let entries =
+                unsafe { slice::from_raw_parts(p.elts.cast::<ngx_table_elt_t>(), p.nelts) };
+            entries.iter().for_each(&mut f);
+        }
+        part = p.next;
+    }
+}
+
+unsafe extern "C" fn body_filter(
+    r: *mut ngx_http_request_t,
+    mut input: *mut ngx_chain_t,
+) -> ngx_int_t {
+    // SAFETY: nginx calls body filters with a valid request.
+    if let Some(ctx) = unsafe { request_ctx(r) } {
+        match (ctx.serving, ctx.kept.as_ref()) {
+            (Serving::HeaderSent, Some(kept)) => {
+                ctx.serving = Serving::BodySent;
+                // SAFETY: as above.
+                match kept_body(unsafe { &*r }, kept) {
+                    Some(chain) => input = chain,
+                    None => return NGX_ERROR as ngx_int_t,
+                }
+            }
+            // The error page's own buffers are dropped; calls without data still flush.
+            (Serving::BodySent, _) => input = ptr::null_mut(),
+            _ => {}
+        }
+    }
+    // SAFETY: the next filter was saved from nginx's chain at configuration.
+    match unsafe { NEXT_BODY_FILTER } {
+        // SAFETY: calling the next filter with the request we were given.
+        Some(next) => unsafe { next(r, input) },
+        None => NGX_ERROR as ngx_int_t,
+    }
+}
+
+/// The kept body as one in-memory buffer that ends the response.
+fn kept_body(r: &ngx_http_request_t, kept: &KeptAnswer) -> Option<*mut ngx_chain_t> {
+    // SAFETY: the request pool is valid; a zeroed buffer is an empty one.
+    let b = unsafe { ngx_pcalloc(r.pool, mem::size_of::<ngx_buf_t>()) }.cast::<ngx_buf_t>();
+    // SAFETY: as above.
+    let cl = unsafe { ngx_alloc_chain_link(r.pool) };
+    if b.is_null() || cl.is_null() {
+        return None;
+    }
+    let main = ptr::eq(r, r.main);
+    // SAFETY: `b` and `cl` are fresh; the body lives in the request pool.
+    unsafe {
+        let buf = &mut *b;
+        if kept.body.len > 0 {
+            buf.pos = kept.body.data;
+            buf.last = kept.body.data.add(kept.body.len);
+            buf.set_memory(1);
+        }
+        buf.set_last_buf(main.into());
+        buf.set_last_in_chain(1);
+        (*cl).buf = b;
+        (*cl).next = ptr::null_mut();
+    }
+    Some(cl)
+}

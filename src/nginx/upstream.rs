@@ -432,6 +432,10 @@ unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request
         && kept_answer::replaces_failure(rc as isize, u.header_sent() != 0)
     {
         ctx.serving = Serving::Due { failure: rc };
+        // The client is to get the kept answer, as if the server had just sent it, so an
+        // `error_page` for nginx's 502/504 does not apply (nginx's own flag for "an error
+        // page is being sent" keeps it from redirecting, which would lose the context).
+        rr.set_error_page(1);
     }
     if let Some(original) = ctx.finalize_request {
         // SAFETY: calling the saved original with the arguments nginx gave us.

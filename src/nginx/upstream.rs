@@ -255,15 +255,19 @@ pub unsafe fn request_ctx<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut Requ
     }
 }
 
+/// The context is made in peer.init and lives as long as the request; finding none would
+/// mean `r->ctx` was reset under a live upstream, which nginx does not do.
+fn lost_context(r: *mut ngx_http_request_t, callback: &str) {
+    // SAFETY: the wrappers are called by nginx with a valid request.
+    let connection = unsafe { (*r).connection };
+    log_alert!(connection, "lost request context in {}", callback);
+}
+
 /// Runs the upstream module's `process_header`, then decides on a complete header.
 unsafe extern "C" fn process_header_with_status_retry(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: nginx calls this with a valid request in upstream processing.
     let Some(ctx) = (unsafe { request_ctx(r) }) else {
-        // SAFETY: as above.
-        log_alert!(
-            unsafe { (*r).connection },
-            "lost request context in process_header"
-        );
+        lost_context(r, "process_header");
         return NGX_ERROR as ngx_int_t;
     };
     // SAFETY: `r->upstream` is valid during upstream processing.
@@ -395,11 +399,7 @@ fn restore(r: &mut ngx_http_request_t, u: &mut ngx_http_upstream_t, ctx: &mut Re
 unsafe extern "C" fn reinit_request_with_status_retry(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: nginx calls this with a valid request in upstream processing.
     let Some(ctx) = (unsafe { request_ctx(r) }) else {
-        // SAFETY: as above.
-        log_alert!(
-            unsafe { (*r).connection },
-            "lost request context in reinit_request"
-        );
+        lost_context(r, "reinit_request");
         return NGX_ERROR as ngx_int_t;
     };
     // SAFETY: `r->upstream` is valid during upstream processing.
@@ -415,11 +415,7 @@ unsafe extern "C" fn reinit_request_with_status_retry(r: *mut ngx_http_request_t
 unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request_t, rc: ngx_int_t) {
     // SAFETY: nginx calls this with a valid request in upstream processing.
     let Some(ctx) = (unsafe { request_ctx(r) }) else {
-        // SAFETY: as above.
-        log_alert!(
-            unsafe { (*r).connection },
-            "lost request context in finalize_request"
-        );
+        lost_context(r, "finalize_request");
         return;
     };
     // SAFETY: `r->upstream` is valid until the upstream is finalized, which is now.
@@ -427,9 +423,7 @@ unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request
     restore(rr, u, ctx);
     // SAFETY: the request's connection is valid while the request is.
     let client_gone = unsafe { (*rr.connection).error() } != 0;
-    if ctx.kept.is_some()
-        && !client_gone
-        && kept_answer::replaces_failure(rc as isize, u.header_sent() != 0)
+    if ctx.kept.is_some() && !client_gone && kept_answer::replaces_failure(rc, u.header_sent() != 0)
     {
         ctx.serving = Serving::Due { failure: rc };
         // The client is to get the kept answer, as if the server had just sent it, so an

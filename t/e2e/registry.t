@@ -217,13 +217,17 @@ push @diag_files, "$PREFIX/logs/error.log";
 
 my $conf_template = slurp($CONF);
 
-# The shipped configuration with the test's addresses in place of the placeholders.
+# The shipped configuration with the test's addresses in place of the placeholders: site A
+# is the local site and B the other one, or, with ('B', 'A'), the nginx of data centre B.
 sub shipped_conf {
+    my ($local, $other) = @_ ? @_ : qw(A B);
+    my %site = (5001 => $addr{$local}, 5002 => $addr{$other});
     my $c = $conf_template;
     $c =~ s{^(\s*)load_module\s+modules/ngx_http_next_upstream_status_module\.so;}{$1load_module $MODULE;}m
         or die "registry.conf: no load_module line to substitute\n";
-    $c =~ s/127\.0\.0\.1:5001\b/$addr{A}/g or die "registry.conf: no 127.0.0.1:5001\n";
-    $c =~ s/127\.0\.0\.1:5002\b/$addr{B}/g or die "registry.conf: no 127.0.0.1:5002\n";
+    for (sort keys %site) { $c =~ /127\.0\.0\.1:$_\b/ or die "registry.conf: no 127.0.0.1:$_\n" }
+    # one pass, so that a test port that happens to be 5001 or 5002 is not substituted again
+    $c =~ s/127\.0\.0\.1:(500[12])\b/$site{$1}/g;
     $c =~ s/^(\s*)listen\s+8080;/$1listen $addr{N};/m or die "registry.conf: no listen 8080\n";
     return $c;
 }
@@ -730,6 +734,181 @@ subtest 'without the directive the same pull fails' => sub {
     my (undef, $t) = capture($NGINX, '-p', "$PREFIX/", '-c', "$PREFIX/conf/nginx.conf.unknown",
         '-e', "$PREFIX/logs/error-unknown.log", '-t');
     like($t, qr/unknown directive "proxy_next_upstream_status"/, 'without load_module the directive is unknown');
+};
+
+# ---------------------------------------------------------------------------------------
+# One site down (the project's issue 4). A read the local site answers 404 is passed on to
+# the other site; when that one is down, the client must get the local site's 404 (the
+# module's kept answer), not nginx's 502: a registry client takes a 404 on a blob check for
+# "upload it" and a 404 on a manifest for "no such image", but a 502 fails the push or pull.
+
+my $ERROR_LOG = "$PREFIX/logs/error.log";
+sub error_log_size { return -s $ERROR_LOG || 0 }
+sub error_log_from { my ($off) = @_; return -e $ERROR_LOG ? substr(slurp($ERROR_LOG), $off) : '' }
+
+# Kills a site's registry as if the site had gone away, and waits until its port is closed.
+sub kill_registry {
+    my ($site) = @_;
+    my $pid = delete $reg_pid{$site} or return fail("site $site is not running");
+    kill 'KILL', $pid;
+    waitpid($pid, 0);
+    delete $pids{$pid};
+    ok(eventually(sub { !IO::Socket::INET->new(PeerAddr => $addr{$site}, Proto => 'tcp', Timeout => 1) }),
+        "site $site stopped: its port is closed");
+}
+
+sub with_keep_answer_off {
+    my ($c) = @_;
+    $c =~ s{^(\s*proxy_next_upstream_status\s+404)\s*;}{$1 keep_answer=off;}m
+        or die "registry.conf: no \"proxy_next_upstream_status 404;\" to add keep_answer=off to\n";
+    return $c;
+}
+
+sub without_blob_head_route {
+    my ($c) = @_;
+    $c =~ s{^\s*"~\^HEAD /v2/\.\+/blobs/\[\^/\]\+\$"\s+registry_local;\n}{}m
+        or die "registry.conf: could not remove the blob HEAD route\n";
+    return $c;
+}
+
+# $upstream_addr of a read that the local site answered and that was then passed on to the
+# other site, down: its address (connection refused) or, once nginx has marked it down
+# (max_fails), the upstream's name ("no live upstreams").
+sub passed_to_down { my ($local, $other) = @_; return qr/^\Q$addr{$local}\E, (\Q$addr{$other}\E|registry_both)$/ }
+
+# The log entry of a read that got the kept answer: $status 404, $upstream_status "404, 502".
+sub kept_404_logged {
+    my ($e, $local, $other, $what) = @_;
+    ok($e && $e->{status} == 404 && $e->{us} eq '404, 502' && $e->{ua} =~ passed_to_down($local, $other),
+        "$what: access log shows \$status 404, \$upstream_status \"404, 502\", local site then other site")
+        or diag($e ? $e->{line} : "no log entry\n" . show(access_log()));
+}
+
+# Response headers nginx sets itself (or, Date and Server, hides from the upstream's answer).
+my %NGINX_OWN = map { $_ => 1 } qw(date server connection keep-alive transfer-encoding);
+
+# GETs $path from the site directly and through nginx: nginx must give the client the site's
+# own 404 answer, error code, body and headers.
+sub registry_404_through_nginx {
+    my ($site, $path, $code) = @_;
+    my %h = (headers => { Accept => $ACCEPT });
+    my $direct = $http->get("http://$addr{$site}$path", \%h);
+    my $via    = $http->get("http://$addr{N}$path", \%h);
+    is(error_code($direct), "404 $code", "GET $path directly from site $site: 404 $code");
+    is(error_code($via), "404 $code", "through nginx: the same 404 $code, not 502")
+        or diag("$via->{status} $via->{reason}\n$via->{content}");
+    is($via->{content}, $direct->{content}, 'the registry\'s JSON body, byte for byte');
+    my @names = grep { !$NGINX_OWN{$_} } sort keys %{ $direct->{headers} };
+    is_deeply({ map { $_ => $via->{headers}{$_} } @names }, { map { $_ => $direct->{headers}{$_} } @names },
+        "the registry's headers (@names)");
+    return $via;
+}
+
+my $nowhere = 'sha256:' . sha256_hex("a blob no site has, run $$");
+
+subtest 'the other site down: a push works, reads the local site lacks get its 404' => sub {
+    start_nginx(shipped_conf(), 'other-site-down');
+    kill_registry('B');
+    my $off = error_log_size();
+
+    my $img = make_image('dr-local');
+    my ($ok) = push_image($img, $addr{N}, 'e2e/dr-local');
+    ok($ok, 'push through nginx succeeds');
+    image_is_on($img, 'e2e/dr-local', A => 1);
+    my @bad = grep { $_->{status} >= 500 || $_->{us} =~ /\b5\d\d\b/ } access_log();
+    ok(!@bad, 'no request of the push saw a 5xx') or diag(show(@bad));
+
+    # e2e/caveat:v1 is on the other site only (pushed there directly above).
+    truncate $ACCESS_LOG, 0;
+    registry_404_through_nginx('A', '/v2/e2e/caveat/manifests/v1', 'MANIFEST_UNKNOWN');
+    kept_404_logged((entries('GET', qr{^/v2/e2e/caveat/manifests/v1$}))[0], 'A', 'B', 'manifest GET');
+    registry_404_through_nginx('A', "/v2/e2e/pushed/blobs/$nowhere", 'BLOB_UNKNOWN');
+    kept_404_logged((entries('GET', qr{^/v2/e2e/pushed/blobs/\Q$nowhere\E$}))[0], 'A', 'B', 'blob GET');
+
+    like(error_log_from($off),
+        qr/\[warn\].*next_upstream_status: no later server gave an answer \(502\), sending the 404 answered by "\Q$addr{A}\E"/,
+        'error log: the warn line of the kept answer');
+};
+
+subtest 'the other site marked down (no live upstreams): the 404 every time' => sub {
+    # B is still down. nginx marks it down after its first failure (max_fails=1, the default
+    # for the backup server, per worker): later reads end in "no live upstreams", not in a
+    # refused connection. One keep-alive connection, so one worker and its view of the peers.
+    my $off = error_log_size();
+    truncate $ACCESS_LOG, 0;
+    my $c = HTTP::Tiny->new(timeout => 10, keep_alive => 1);
+    my @r = map { $c->get("http://$addr{N}/v2/e2e/pushed/blobs/$nowhere") } 1 .. 5;
+    is(join(' ', map { error_code($_) } @r), join(' ', ('404 BLOB_UNKNOWN') x 5),
+        'five GETs of a missing blob: 404 BLOB_UNKNOWN each, no 502');
+    ok(!grep({ lc($_->{headers}{connection} // '') eq 'close' } @r), 'the client connection was kept alive');
+    my @e = eventually(sub { my @e = grep { $_->{uri} =~ /\Q$nowhere\E$/ } access_log(); @e >= 5 ? @e : () });
+    is(scalar(@e), 5, 'five log entries') or diag(show(access_log()));
+    ok(@e && !grep({ $_->{status} != 404 || $_->{us} ne '404, 502' || $_->{ua} !~ passed_to_down('A', 'B') } @e),
+        'each: $status 404, $upstream_status "404, 502"') or diag(show(@e));
+    my $nolive = grep { $_->{ua} eq "$addr{A}, registry_both" } @e;
+    ok($nolive >= 4, "the other site skipped as down (\$upstream_addr \"local, registry_both\"): $nolive of 5, at least 4")
+        or diag(show(@e));
+    like(error_log_from($off), qr/no live upstreams/, 'error log: no live upstreams');
+};
+
+subtest 'nginx of site B with site A down: pulls of A\'s images get 404, pushes work' => sub {
+    # The issue's scenario: the nginx in data centre B has B as its local site and A as the
+    # other one (the backup in registry_both); A is down.
+    start_registry('B');
+    kill_registry('A');
+    start_nginx(shipped_conf('B', 'A'), 'site-B-local-A-down');
+    is(manifest_status('B', 'e2e/pushed', 'v1'), 404, 'e2e/pushed:v1 is not on site B (only on the stopped site A)');
+
+    my ($ok, undef, $err) = pull_image($addr{N}, 'e2e/pushed', 'v1', "$TMP/pulled-a-down");
+    ok(!$ok, 'pull through nginx of an image only the stopped site has fails');
+    like($err, qr/manifest unknown/i, 'with the registry\'s 404: "manifest unknown"');
+    unlike($err, qr/bad gateway|\b502\b/i, 'not with a 502');
+    $last_skopeo_err = '' if $err =~ /manifest unknown/i;
+    kept_404_logged((entries('GET', qr{^/v2/e2e/pushed/manifests/v1$}))[0], 'B', 'A', 'manifest GET');
+
+    truncate $ACCESS_LOG, 0;
+    my $img = make_image('dr-b');
+    my ($pok) = push_image($img, $addr{N}, 'e2e/dr-b');
+    ok($pok, 'push of a new image through nginx succeeds');
+    image_is_on($img, 'e2e/dr-b', B => 1);
+};
+
+subtest 'keep_answer=off: the same pull gets nginx\'s 502' => sub {
+    start_nginx(with_keep_answer_off(shipped_conf('B', 'A')), 'site-B-local-A-down-keep-off');
+    my ($ok, undef, $err) = pull_image($addr{N}, 'e2e/pushed', 'v1', "$TMP/pulled-a-down-off");
+    ok(!$ok, 'pull fails');
+    like($err, qr/bad gateway|\b502\b/i, 'with a 502 (bad gateway)');
+    unlike($err, qr/manifest unknown/i, 'not with the registry\'s 404');
+    $last_skopeo_err = '' if $err =~ /bad gateway|\b502\b/i;
+    my ($e) = entries('GET', qr{^/v2/e2e/pushed/manifests/v1$});
+    ok($e && $e->{status} == 502 && $e->{us} eq '404, 502', 'access log: $status 502, $upstream_status "404, 502"')
+        or diag($e ? $e->{line} : show(access_log()));
+};
+
+subtest 'the issue\'s case: blob checks passed on to the stopped site' => sub {
+    # With the blob HEAD route removed, a push's blob checks fall through like any read:
+    # B answers 404, A is down. keep_answer on: the client gets B's 404 and uploads the
+    # blob; off (stock nginx): a 502, and the push fails.
+    my $c = without_blob_head_route(shipped_conf('B', 'A'));
+    start_nginx($c, 'site-B-local-A-down-blob-head-to-both');
+    my $img = make_image('dr-head');
+    my ($ok) = push_image($img, $addr{N}, 'e2e/dr-head');
+    ok($ok, 'push through nginx succeeds');
+    image_is_on($img, 'e2e/dr-head', B => 1);
+    my @h = entries('HEAD', qr{^/v2/e2e/dr-head/blobs/});
+    ok(@h && !grep({ $_->{status} != 404 || $_->{us} ne '404, 502' } @h),
+        'its blob checks: $status 404, $upstream_status "404, 502"') or diag(show(access_log()));
+
+    start_nginx(with_keep_answer_off($c), 'site-B-local-A-down-blob-head-to-both-keep-off');
+    my $img2 = make_image('dr-head-off');
+    my ($ok2, undef, $err) = push_image($img2, $addr{N}, 'e2e/dr-head-off');
+    ok(!$ok2, 'with keep_answer=off the push fails');
+    like($err, qr/bad gateway|\b502\b/i, 'on a 502');
+    $last_skopeo_err = '' if !$ok2 && $err =~ /bad gateway|\b502\b/i;
+    ok(scalar(entries('HEAD', qr{^/v2/e2e/dr-head-off/blobs/}, 502)), 'a blob check logged with $status 502')
+        or diag(show(access_log()));
+
+    start_registry('A');    # both sites up again
 };
 
 subtest 'housekeeping' => sub {

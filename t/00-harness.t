@@ -67,6 +67,17 @@ no such line
 GET /t
 --- response_body
 ok
+
+=== TEST 3: a wrong tcp_query fails; a server that keeps its connection is still stopped
+--- config
+    location = /t { proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_1; proxy_read_timeout 200ms; }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_1
+--- tcp_reply:
+--- tcp_no_close
+--- tcp_query: not what nginx sends
+--- request
+GET /t
+--- error_code: 504
 _EOT_
     close $fh;
 
@@ -89,7 +100,19 @@ _EOT_
        'harness self-check: fails: no_error_log [debug]');
     ok((grep { /^TEST 2: .* no crash or \[alert\] line, but has: .*\[alert\].*setrlimit/ } keys %fails),
        'harness self-check: fails: an [alert] line in error.log');
-    is(scalar(keys %fails), 6, 'harness self-check: no other failure') or diag($out);
+    ok($fails{'TEST 3: a wrong tcp_query fails; a server that keeps its connection is still stopped - tcp_query ok'},
+       'harness self-check: fails: a wrong tcp_query') or diag($out);
+    is(scalar(keys %fails), 7, 'harness self-check: no other failure') or diag($out);
+
+    # Neither nginx nor the TCP server of must-fail.t outlives it.
+    my @left;
+    opendir my $proc, '/proc' or die "/proc: $!";
+    for my $pid (grep { /^\d+$/ } readdir $proc) {
+        open my $in, '<', "/proc/$pid/cmdline" or next;
+        my $cmd = do { local $/; <$in> } // '';
+        push @left, $pid if index($cmd, "$dir/") >= 0;
+    }
+    is("@left", '', 'harness self-check: no process of must-fail.t left behind');
 
     my @crash = Test::Nginx::Socket::crash_lines([
         "2026/01/01 00:00:00 [notice] 1#1: signal 17 (SIGCHLD) received from 2\n",
@@ -352,3 +375,166 @@ ok
 GET /t
 --- response_body
 never checked
+
+
+
+=== TEST 15: tcp_listen: a raw TCP server answers for the upstream; tcp_query is what it received
+--- http_config
+    upstream tcp { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
+--- config
+    location /t {
+        proxy_pass http://tcp;
+        add_header X-Status $upstream_status always;
+    }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_1
+--- tcp_reply eval
+"HTTP/1.1 201 Created\r\nX-From: tcp\r\nContent-Length: 6\r\n\r\nhello\n"
+--- tcp_query eval
+"GET /t?a=1 HTTP/1.0\r\nHost: tcp\r\nConnection: close\r\nX-Test: 1\r\n\r\n"
+--- request
+GET /t?a=1
+--- more_headers
+X-Test: 1
+--- error_code: 201
+--- response_headers
+X-From: tcp
+X-Status: 201
+--- response_body
+hello
+
+
+
+=== TEST 16: tcp_query_len, with a request body (read until that many bytes came)
+--- http_config
+    upstream tcp { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
+--- config
+    location /t { proxy_pass http://tcp; }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_1
+--- tcp_reply eval
+"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
+--- tcp_query_len: 100073
+--- request eval
+"PUT /t\n" . ("x" x 100000)
+--- response_body
+ok
+
+
+
+=== TEST 17: tcp_reply as an array: the pieces one after the other, after tcp_reply_delay
+--- http_config
+    upstream tcp { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
+--- config
+    location /t {
+        proxy_pass http://tcp;
+        add_header X-Time $upstream_header_time always;
+    }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_1
+--- tcp_reply_delay: 300ms
+--- tcp_reply eval
+["HTTP/1.1 200 OK\r\n", "Content-Length: 6\r\n\r\n", "ab", "cdef"]
+--- request
+GET /t
+--- response_headers_like
+X-Time: 0\.[3-9]\d*
+--- response_body: abcdef
+
+
+
+=== TEST 18: tcp_reply as a sub of the query; one connection per request, each checked
+--- http_config
+    upstream tcp { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
+--- config
+    location / { proxy_pass http://tcp; }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_1
+--- tcp_reply eval
+sub {
+    my ($uri) = $_[0] =~ m{^GET (\S+) };
+    my $body = "uri=$uri\n";
+    return "HTTP/1.1 200 OK\r\nContent-Length: " . length($body) . "\r\n\r\n$body";
+}
+--- tcp_query_len: 49
+--- request eval
+["GET /a", "GET /b", "GET /c"]
+--- response_body eval
+["uri=/a\n", "uri=/b\n", "uri=/c\n"]
+
+
+
+=== TEST 19: tcp_no_close: the server sends its reply (here nothing) and keeps the connection
+--- http_config
+    upstream tcp { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
+--- config
+    location /t {
+        proxy_pass http://tcp;
+        proxy_read_timeout 300ms;
+    }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_1
+--- tcp_reply:
+--- tcp_no_close
+--- request
+GET /t
+--- error_code: 504
+--- error_log
+upstream timed out (110: Connection timed out) while reading response header from upstream
+--- no_error_log
+[alert]
+
+
+
+=== TEST 20: tcp_shutdown: 1 shuts the write side down as soon as the connection is accepted
+--- http_config
+    upstream tcp { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
+--- config
+    location /t { proxy_pass http://tcp; }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_1
+--- tcp_shutdown: 1
+--- tcp_query eval
+"GET /t HTTP/1.0\r\nHost: tcp\r\nConnection: close\r\n\r\n"
+--- request
+GET /t
+--- error_code: 502
+--- error_log
+upstream prematurely closed connection while reading response header from upstream
+--- no_error_log
+[alert]
+
+
+
+=== TEST 21: this harness only: delay_before between pieces (the body trickles in)
+--- http_config
+    upstream tcp { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
+--- config
+    location /t {
+        proxy_pass http://tcp;
+        proxy_buffering off;
+        add_header X-Time $upstream_header_time always;
+    }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_1
+--- tcp_reply eval
+["HTTP/1.1 200 OK\r\nContent-", {value => "Length: 6\r\n\r\n", delay_before => 0.2},
+ {value => "abc", delay_before => "100ms"}, {value => "def", delay_before => 0.1}]
+--- request
+GET /t
+--- response_headers_like
+X-Time: 0\.[2-9]\d*
+--- response_body: abcdef
+--- access_log eval
+qr/"GET \/t HTTP\/1\.1" 200 6 /
+
+
+
+=== TEST 22: this harness only: a piece with reset => 1 resets the connection after it
+--- http_config
+    upstream tcp { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
+--- config
+    location /t { proxy_pass http://tcp; }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_1
+--- tcp_reply eval
+[{value => "HTTP/1.1 200 OK\r\nContent-Ty", reset => 1}]
+--- request
+GET /t
+--- error_code: 502
+--- error_log
+recv() failed (104: Connection reset by peer) while reading response header from upstream
+--- no_error_log
+[alert]

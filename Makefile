@@ -18,17 +18,27 @@ NGINX_CONFIGURE_FLAGS := \
 # The module is built against a configured tree's objs/ directory. Another tree can be
 # given with NGINX_BUILD_DIR=<tree>/objs (or NGINX_SOURCE_DIR=<tree>); each tree gets its
 # own cargo target dir, because changing trees re-runs bindgen.
+# The .so of another tree goes to build/modules/<tree>/. (Absolute paths: make exports
+# command-line variables to cargo, whose build scripts run in their own directories.)
 ifdef NGINX_SOURCE_DIR
+override NGINX_SOURCE_DIR := $(abspath $(NGINX_SOURCE_DIR))
 NGINX_BUILD_DIR ?= $(NGINX_SOURCE_DIR)/objs
 endif
 NGINX_BUILD_DIR ?= $(NGINX_TREE)/objs
-TARGET_DIR    := $(BUILD)/target/$(notdir $(patsubst %/objs,%,$(abspath $(NGINX_BUILD_DIR))))
+override NGINX_BUILD_DIR := $(abspath $(NGINX_BUILD_DIR))
+NGINX_TREE_NAME := $(notdir $(patsubst %/objs,%,$(NGINX_BUILD_DIR)))
+TARGET_DIR    := $(BUILD)/target/$(NGINX_TREE_NAME)
+ifeq ($(NGINX_BUILD_DIR),$(NGINX_TREE)/objs)
 MODULE_SO     := $(BUILD)/modules/$(MODULE).so
+else
+MODULE_SO     := $(BUILD)/modules/$(NGINX_TREE_NAME)/$(MODULE).so
+endif
 RUST_SOURCES  := Cargo.toml Cargo.lock build.rs $(shell find src -name '*.rs')
 
 PROVE_ENV     := TEST_NGINX_BINARY=$(NGINX_BIN) TEST_NGINX_LOAD_MODULES=$(MODULE_SO)
 
-.PHONY: all build nginx module deps test unittest prove test-e2e check demo clean help
+.PHONY: all build nginx module deps test unittest prove test-e2e check demo clean help \
+	debian test-debian test-add-dynamic-module
 
 all: build
 
@@ -54,7 +64,7 @@ $(NGINX_BIN): $(NGINX_TREE)/Makefile
 	$(MAKE) -C $(NGINX_TREE) install >/dev/null
 
 $(MODULE_SO): $(RUST_SOURCES) $(NGINX_BUILD_DIR)/ngx_auto_config.h | deps
-	NGINX_BUILD_DIR=$(abspath $(NGINX_BUILD_DIR)) \
+	NGINX_BUILD_DIR=$(NGINX_BUILD_DIR) \
 		cargo build --release --locked --target-dir $(TARGET_DIR)
 	mkdir -p $(dir $@)
 	cp $(TARGET_DIR)/release/lib$(MODULE).so $@
@@ -77,11 +87,23 @@ test-e2e: build
 	scripts/install-deps.sh e2e
 	NGINX_BINARY=$(NGINX_BIN) NGX_MODULE=$(MODULE_SO) prove t/e2e
 
+## debian: the module for Debian's own nginx (installs nginx, nginx-dev): build/debian/*.so
+debian:
+	scripts/build-debian.sh
+
+## test-debian: the t/ suite against Debian's /usr/sbin/nginx with build/debian/*.so
+test-debian: debian
+	scripts/test-debian.sh
+
+## test-add-dynamic-module: nginx's own build (./configure --add-dynamic-module) of a fresh 1.28.3 tree; load, request, t/
+test-add-dynamic-module:
+	scripts/test-add-dynamic-module.sh
+
 ## check: formatting and lints
 check: | deps
 	cargo fmt --check
 	cargo clippy --locked --all-targets --no-default-features -- -D warnings
-	NGINX_BUILD_DIR=$(abspath $(NGINX_BUILD_DIR)) \
+	NGINX_BUILD_DIR=$(NGINX_BUILD_DIR) \
 		cargo clippy --locked --all-targets --target-dir $(TARGET_DIR) -- -D warnings
 
 ## demo: start nginx with the module and two local backends, show a 404 falling through

@@ -58,7 +58,7 @@ static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     merge_loc_conf: Some(Module::merge_loc_conf),
 };
 
-#[cfg(not(test))]
+#[cfg(all(feature = "export-modules", not(test)))]
 ngx::ngx_modules!(ngx_http_next_upstream_status_module);
 
 #[used]

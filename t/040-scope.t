@@ -4,6 +4,17 @@ use Test::Nginx::Socket 'no_plan';
 no_shuffle();
 no_root_location();
 log_level('info');
+
+# "http2 on;" is nginx 1.25.1+; older nginx (Debian 12: 1.22.1) takes "listen ... http2".
+if (Test::Nginx::Socket::nginx_version() < 1_025_001) {
+    add_block_preprocessor(sub {
+        my $block = shift;
+        my $conf = $block->http_config // return;
+        $conf =~ s/\blisten\s+([^;]+);\s*http2\s+on;/listen $1 http2;/g;
+        $block->set_value('http_config', $conf);
+    });
+}
+
 run_tests();
 
 __DATA__

@@ -1,12 +1,13 @@
 //! The directive's command table, its handler and the configuration it fills in.
 
+use core::cell::Cell;
 use core::ffi::{c_char, c_void};
 use core::ptr;
 
 use ngx::core::NGX_CONF_ERROR;
 use ngx::ffi::{
-    ngx_command_t, ngx_conf_t, ngx_str_t, ngx_uint_t, NGX_CONF_1MORE, NGX_HTTP_COPY,
-    NGX_HTTP_DELETE, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_LOCK, NGX_HTTP_LOC_CONF,
+    ngx_command_t, ngx_conf_t, ngx_http_upstream_conf_t, ngx_str_t, ngx_uint_t, NGX_CONF_1MORE,
+    NGX_HTTP_COPY, NGX_HTTP_DELETE, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_LOCK, NGX_HTTP_LOC_CONF,
     NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MKCOL, NGX_HTTP_MOVE, NGX_HTTP_OPTIONS,
     NGX_HTTP_PATCH, NGX_HTTP_POST, NGX_HTTP_PROPFIND, NGX_HTTP_PROPPATCH, NGX_HTTP_PUT,
     NGX_HTTP_SRV_CONF, NGX_HTTP_UNLOCK,
@@ -22,11 +23,14 @@ use crate::statuses::StatusSet;
 
 /// The location's rule in the form the request path asks it: a status set and nginx's own
 /// method bits, so that a response is judged with a lookup and a mask.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct RetryOn {
     pub statuses: StatusSet,
     pub methods: ngx_uint_t,
     pub keep_answer: bool,
+    /// The location's upstream configuration and this worker's copy of it that passes a 404
+    /// on, made at the first retry (see `upstream::retry_conf`).
+    pub retry_conf: Cell<(*mut ngx_http_upstream_conf_t, *mut ngx_http_upstream_conf_t)>,
 }
 
 #[derive(Debug, Default)]
@@ -46,7 +50,7 @@ impl LocConf {
 impl Merge for LocConf {
     fn merge(&mut self, prev: &LocConf) -> Result<(), MergeConfigError> {
         if self.directive.is_none() {
-            self.directive = prev.directive;
+            self.directive = prev.directive.clone();
         }
         Ok(())
     }
@@ -106,6 +110,7 @@ unsafe extern "C" fn set_proxy_next_upstream_status(
                 statuses: rule.statuses,
                 methods: nginx_method_bits(rule.methods),
                 keep_answer: rule.keep_answer,
+                retry_conf: Cell::new((ptr::null_mut(), ptr::null_mut())),
             })
         }
         Err(err) => {

@@ -19,7 +19,7 @@ use ngx::ffi::{
 
 use crate::kept_answer::{body_to_keep, is_connection_header, KeptBody};
 use crate::nginx::log::log_warn;
-use crate::nginx::upstream::{request_ctx, Serving};
+use crate::nginx::upstream::{peer_name, request_ctx, RequestCtx, Serving};
 
 /// A passed-over answer, copied where a retry cannot overwrite it.
 pub struct KeptAnswer {
@@ -53,16 +53,17 @@ impl KeptAnswer {
                 KeptBody::Whole(len) => (&read[..len], declared, false),
                 KeptBody::Dropped => (&[][..], 0, true),
             };
-        // SAFETY: `peer.name` is set while the peer's response is processed.
-        let peer = unsafe { u.peer.name.as_ref() }.map_or(&[][..], |n| n.as_bytes());
         Some(KeptAnswer {
             status,
-            status_line: pool_copy(r.pool, u.headers_in.status_line.as_bytes())?,
+            // In the request pool already (the upstream module copies it there), like the
+            // headers' names and values, and like the peer's name (nginx keeps it for
+            // `$upstream_addr`): only the body must be copied out of the reused buffer.
+            status_line: u.headers_in.status_line,
             headers: u.headers_in.headers,
             content_length,
             body: pool_copy(r.pool, body)?,
             body_dropped,
-            peer: pool_copy(r.pool, peer)?,
+            peer: peer_name(u),
         })
     }
 }
@@ -113,9 +114,17 @@ pub unsafe fn install_filters() {
 }
 
 unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // Every response passes here: only an error page nginx makes itself (`err_status` set)
+    // is looked at further.
     // SAFETY: nginx calls header filters with a valid request.
-    if let Some(ctx) = unsafe { request_ctx(r) } {
-        if let (Serving::Due { failure }, Some(kept)) = (ctx.serving, ctx.kept.as_ref()) {
+    let own_error = unsafe { (*r).err_status } != 0;
+    // SAFETY: as above.
+    if let Some(retried) = own_error
+        .then(|| unsafe { request_ctx(r) })
+        .flatten()
+        .and_then(RequestCtx::retried)
+    {
+        if let (Serving::Due { failure }, Some(kept)) = (retried.serving, retried.kept.as_ref()) {
             // SAFETY: as above.
             let rr = unsafe { &mut *r };
             // Only nginx's own page for that failure, not some other response.
@@ -123,7 +132,7 @@ unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
                 if replace_headers(rr, kept).is_err() {
                     return NGX_ERROR as ngx_int_t;
                 }
-                ctx.serving = Serving::HeaderSent;
+                retried.serving = Serving::HeaderSent;
                 log_warn!(
                     rr.connection,
                     "no later server gave an answer ({}), sending the {} answered by \"{}\"{}",
@@ -229,11 +238,19 @@ unsafe extern "C" fn body_filter(
     r: *mut ngx_http_request_t,
     mut input: *mut ngx_chain_t,
 ) -> ngx_int_t {
+    // Every buffer of every response passes here: only one whose status is nginx's own
+    // (`err_status`, which the header filter also sets for a kept answer) is looked at further.
     // SAFETY: nginx calls body filters with a valid request.
-    if let Some(ctx) = unsafe { request_ctx(r) } {
-        match (ctx.serving, ctx.kept.as_ref()) {
+    let own_error = unsafe { (*r).err_status } != 0;
+    // SAFETY: as above.
+    if let Some(retried) = own_error
+        .then(|| unsafe { request_ctx(r) })
+        .flatten()
+        .and_then(RequestCtx::retried)
+    {
+        match (retried.serving, retried.kept.as_ref()) {
             (Serving::HeaderSent, Some(kept)) => {
-                ctx.serving = Serving::BodySent;
+                retried.serving = Serving::BodySent;
                 // SAFETY: as above.
                 match kept_body(unsafe { &*r }, kept) {
                     Some(chain) => input = chain,

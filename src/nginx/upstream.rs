@@ -23,10 +23,11 @@ use core::ffi::c_void;
 use core::{mem, ptr, slice};
 
 use ngx::ffi::{
-    ngx_conf_t, ngx_http_request_t, ngx_http_upstream_conf_t, ngx_http_upstream_srv_conf_t,
-    ngx_http_upstream_state_t, ngx_http_upstream_t, ngx_int_t, ngx_module_t, ngx_msec_t,
-    ngx_palloc, ngx_uint_t, NGX_ERROR, NGX_HTTP_LOCK, NGX_HTTP_NOT_FOUND, NGX_HTTP_PATCH,
-    NGX_HTTP_POST, NGX_HTTP_UPSTREAM_FT_HTTP_404, NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT, NGX_OK,
+    ngx_conf_t, ngx_cycle, ngx_http_request_t, ngx_http_upstream_conf_t,
+    ngx_http_upstream_srv_conf_t, ngx_http_upstream_state_t, ngx_http_upstream_t, ngx_int_t,
+    ngx_module_t, ngx_msec_t, ngx_palloc, ngx_str_t, ngx_uint_t, NGX_ERROR, NGX_HTTP_LOCK,
+    NGX_HTTP_NOT_FOUND, NGX_HTTP_PATCH, NGX_HTTP_POST, NGX_HTTP_UPSTREAM_FT_HTTP_404,
+    NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpUpstreamModule};
 
@@ -148,10 +149,22 @@ pub struct RequestCtx {
     /// itself: status line first, then headers).
     process_header: ProcessHeader,
     reinit_request: ProcessHeader,
-    /// Saved when the first retry is staged; until then there is nothing to restore.
+    /// Made at the first status-triggered retry, so that a request without one takes no
+    /// more from its pool than this small context.
+    retried: *mut Retried,
+}
+
+impl RequestCtx {
+    pub fn retried(&mut self) -> Option<&mut Retried> {
+        // SAFETY: null, or a `Retried` in this request's pool, written when it was made.
+        unsafe { self.retried.as_mut() }
+    }
+}
+
+/// What a request keeps once a retry was staged.
+pub struct Retried {
+    /// The upstream module's own; the wrapper restores what a staged retry changed first.
     finalize_request: Option<FinalizeRequest>,
-    /// The per-request copy of `u->conf` with `http_404` in `next_upstream`, made once.
-    retry_conf: *mut ngx_http_upstream_conf_t,
     staged: Option<Staged>,
     /// The last answer passed over, while `keep_answer` is on.
     pub kept: Option<KeptAnswer>,
@@ -216,11 +229,7 @@ unsafe extern "C" fn init_peer_with_status_retry(
         retry_on,
         process_header,
         reinit_request,
-        finalize_request: None,
-        retry_conf: ptr::null_mut(),
-        staged: None,
-        kept: None,
-        serving: Serving::No,
+        retried: ptr::null_mut(),
     };
     // SAFETY: the request pool is valid; `ngx_palloc` aligns to a pointer, enough for the ctx.
     let p = unsafe { ngx_palloc(rr.pool, mem::size_of::<RequestCtx>()) }.cast::<RequestCtx>();
@@ -281,11 +290,12 @@ unsafe extern "C" fn process_header_with_status_retry(r: *mut ngx_http_request_t
     }
     // SAFETY: `retry_on` points into the location's configuration, which outlives requests.
     let retry_on = unsafe { &*ctx.retry_on };
+    // The common answer is not listed: decided before gathering the other facts.
+    if !retry_on.statuses.contains(u.headers_in.status_n) {
+        return rc;
+    }
     if decision::passes_on(&retry_on.statuses, &attempt(rr, u, retry_on)) {
-        if retry_on.keep_answer {
-            ctx.kept = KeptAnswer::capture(rr, u);
-        }
-        stage_retry(rr, u, ctx);
+        stage_retry(rr, u, ctx, retry_on);
     }
     rc
 }
@@ -335,44 +345,106 @@ fn from_cache(_r: &ngx_http_request_t) -> bool {
 }
 
 /// Shows the response to nginx as a 404 that its configuration passes on.
-fn stage_retry(r: &mut ngx_http_request_t, u: &mut ngx_http_upstream_t, ctx: &mut RequestCtx) {
-    if ctx.retry_conf.is_null() {
-        // SAFETY: the request pool is valid; the copy is aligned like any pool allocation.
-        let p = unsafe { ngx_palloc(r.pool, mem::size_of::<ngx_http_upstream_conf_t>()) };
+fn stage_retry(
+    r: &mut ngx_http_request_t,
+    u: &mut ngx_http_upstream_t,
+    ctx: &mut RequestCtx,
+    retry_on: &RetryOn,
+) {
+    // Without memory, nginx handles the response as it would without the module.
+    let Some(retry_conf) = retry_conf(r, u.conf, retry_on) else {
+        return;
+    };
+    if ctx.retried.is_null() {
+        // SAFETY: the request pool is valid; pool allocations are aligned for pointers.
+        let p = unsafe { ngx_palloc(r.pool, mem::size_of::<Retried>()) }.cast::<Retried>();
         if p.is_null() {
-            return; // nginx then handles the response as it would without the module
+            return;
         }
-        ctx.retry_conf = p.cast();
+        let retried = Retried {
+            finalize_request: u.finalize_request,
+            staged: None,
+            kept: None,
+            serving: Serving::No,
+        };
+        // SAFETY: `p` is fresh and large enough.
+        unsafe { p.write(retried) };
+        ctx.retried = p;
+        u.finalize_request = Some(finalize_request_with_status_retry);
     }
-    // SAFETY: `retry_conf` is this request's own copy; `u->conf` is a valid configuration.
-    unsafe {
-        *ctx.retry_conf = *u.conf;
-        (*ctx.retry_conf).next_upstream |= NGX_HTTP_UPSTREAM_FT_HTTP_404 as ngx_uint_t;
-    }
+    let Some(retried) = ctx.retried() else {
+        return;
+    };
 
     let status = u.headers_in.status_n;
     log_info!(
         r.connection,
         "upstream answered {}, passing request to the next server, peer: \"{}\"",
         status,
-        // SAFETY: `peer.name` is set while the peer's response is processed.
-        unsafe { u.peer.name.as_ref() }
-            .map(|n| n.to_string())
-            .unwrap_or_default()
+        peer_name(u)
     );
-
-    ctx.staged = Some(Staged {
+    if retry_on.keep_answer {
+        retried.kept = KeptAnswer::capture(r, u);
+    }
+    retried.staged = Some(Staged {
         conf: u.conf,
         state: state_index(r, u),
         status,
     });
-    u.conf = ctx.retry_conf;
+    u.conf = retry_conf;
     u.headers_in.status_n = NGX_HTTP_NOT_FOUND as ngx_uint_t;
+}
 
-    if ctx.finalize_request.is_none() {
-        ctx.finalize_request = u.finalize_request;
-        u.finalize_request = Some(finalize_request_with_status_retry);
+/// The server the current attempt went to, as `$upstream_addr` names it.
+pub fn peer_name(u: &ngx_http_upstream_t) -> ngx_str_t {
+    // SAFETY: `peer.name` is null or set by the balancer for the current attempt, and lives
+    // as long as the request (nginx keeps it for `$upstream_addr`).
+    unsafe { u.peer.name.as_ref() }
+        .copied()
+        .unwrap_or(ngx_str_t::empty())
+}
+
+/// An upstream configuration like `conf` that passes a 404 on: `conf` itself if it already
+/// does, else a copy. Configuration does not change while a worker runs, so the copy is made
+/// once per worker and location, in the cycle's pool; a request whose location does not
+/// match the cached one gets its own copy.
+fn retry_conf(
+    r: &ngx_http_request_t,
+    conf: *mut ngx_http_upstream_conf_t,
+    retry_on: &RetryOn,
+) -> Option<*mut ngx_http_upstream_conf_t> {
+    const FT_404: ngx_uint_t = NGX_HTTP_UPSTREAM_FT_HTTP_404 as ngx_uint_t;
+    // SAFETY: `conf` is the location's upstream configuration.
+    if unsafe { (*conf).next_upstream } & FT_404 != 0 {
+        return Some(conf);
     }
+    let (source, copy) = retry_on.retry_conf.get();
+    if source == conf && !copy.is_null() {
+        return Some(copy);
+    }
+    let cache = source.is_null();
+    // SAFETY: in a worker, `ngx_cycle` is the running cycle; its pool lives as long as the
+    // configuration does.
+    let pool = if cache {
+        unsafe { (*ngx_cycle).pool }
+    } else {
+        r.pool
+    };
+    // SAFETY: the pool is valid; pool allocations are aligned for any nginx structure.
+    let copy = unsafe { ngx_palloc(pool, mem::size_of::<ngx_http_upstream_conf_t>()) }
+        .cast::<ngx_http_upstream_conf_t>();
+    if copy.is_null() {
+        return None;
+    }
+    // SAFETY: `copy` is fresh and large enough; `conf` is valid.
+    unsafe {
+        copy.write(*conf);
+        (*copy).next_upstream |= FT_404;
+    }
+    if cache {
+        retry_on.retry_conf.set((conf, copy));
+    }
+    Some(copy)
 }
 
 fn state_index(r: &ngx_http_request_t, u: &ngx_http_upstream_t) -> usize {
@@ -384,7 +456,7 @@ fn state_index(r: &ngx_http_request_t, u: &ngx_http_upstream_t) -> usize {
 /// Puts back what a staged retry changed: the real configuration, and the real status in
 /// `$upstream_status` (nginx wrote the 404 it was shown).
 fn restore(r: &mut ngx_http_request_t, u: &mut ngx_http_upstream_t, ctx: &mut RequestCtx) {
-    let Some(staged) = ctx.staged.take() else {
+    let Some(staged) = ctx.retried().and_then(|retried| retried.staged.take()) else {
         return;
     };
     u.conf = staged.conf;
@@ -421,17 +493,23 @@ unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request
     // SAFETY: `r->upstream` is valid until the upstream is finalized, which is now.
     let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
     restore(rr, u, ctx);
+    let Some(retried) = ctx.retried() else {
+        lost_context(r, "finalize_request");
+        return;
+    };
     // SAFETY: the request's connection is valid while the request is.
     let client_gone = unsafe { (*rr.connection).error() } != 0;
-    if ctx.kept.is_some() && !client_gone && kept_answer::replaces_failure(rc, u.header_sent() != 0)
+    if retried.kept.is_some()
+        && !client_gone
+        && kept_answer::replaces_failure(rc, u.header_sent() != 0)
     {
-        ctx.serving = Serving::Due { failure: rc };
+        retried.serving = Serving::Due { failure: rc };
         // The client is to get the kept answer, as if the server had just sent it, so an
         // `error_page` for nginx's 502/504 does not apply (nginx's own flag for "an error
         // page is being sent" keeps it from redirecting, which would lose the context).
         rr.set_error_page(1);
     }
-    if let Some(original) = ctx.finalize_request {
+    if let Some(original) = retried.finalize_request {
         // SAFETY: calling the saved original with the arguments nginx gave us.
         unsafe { original(r, rc) };
     }

@@ -72,7 +72,7 @@ $(MODULE_SO): $(RUST_SOURCES) $(NGINX_BUILD_DIR)/ngx_auto_config.h | deps
 $(NGINX_TREE)/objs/ngx_auto_config.h: $(NGINX_TREE)/Makefile
 
 ## test: every test: unit tests, the t/ suite against a real nginx, the end-to-end tests
-test: check unittest prove test-e2e
+test: check unittest prove test-e2e test-debian test-add-dynamic-module
 
 ## unittest: the pure logic's table-driven tests (need no nginx)
 unittest: | deps

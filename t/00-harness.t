@@ -481,13 +481,16 @@ upstream timed out (110: Connection timed out) while reading response header fro
 
 
 
-=== TEST 20: tcp_shutdown: 1 shuts the write side down as soon as the connection is accepted
+=== TEST 20: tcp_shutdown: 1 shuts the write side down when the connection is accepted (here 200 ms later)
+Without the delay, nginx may see the end of the connection before it has sent the
+request, and send nothing.
 --- http_config
     upstream tcp { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
 --- config
     location /t { proxy_pass http://tcp; }
 --- tcp_listen: $TEST_NGINX_RAND_PORT_1
 --- tcp_shutdown: 1
+--- tcp_shutdown_delay: 0.2
 --- tcp_query eval
 "GET /t HTTP/1.0\r\nHost: tcp\r\nConnection: close\r\n\r\n"
 --- request
@@ -538,3 +541,22 @@ GET /t
 recv() failed (104: Connection reset by peer) while reading response header from upstream
 --- no_error_log
 [alert]
+
+
+
+=== TEST 23: http2: the request goes over cleartext HTTP/2 (curl), with a body; HEAD too
+--- skip_eval: 10: `curl --version 2>/dev/null` !~ /^Features:.*\bHTTP2\b/m
+--- http2
+--- config
+    location = /t {
+        add_header X-Proto $server_protocol;
+        return 200 "$request_method len=$content_length\n";
+    }
+--- request eval
+["POST /t\nhello", "HEAD /t"]
+--- error_code eval
+[200, 200]
+--- response_headers eval
+["X-Proto: HTTP/2.0\nContent-Length: 11", "X-Proto: HTTP/2.0\nContent-Length: 10"]
+--- response_body eval
+["POST len=5\n", ""]

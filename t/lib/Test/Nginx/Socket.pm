@@ -8,10 +8,13 @@ package Test::Nginx::Socket;
 # Per block (and per repeat_each() repetition) it:
 #   1. lays out a fresh server root (conf/, logs/, html/, *_temp/),
 #   2. writes conf/nginx.conf from the block's config sections,
-#   3. starts nginx in the foreground (daemon off) in its own process group,
-#   4. sends the request(s) over plain TCP and checks the responses,
-#   5. stops nginx (QUIT, then TERM, then KILL of the whole group) and checks
-#      the error log, including an always-on check for crashed workers.
+#   3. starts the embedded TCP server of --- tcp_listen, if any,
+#   4. starts nginx in the foreground (daemon off) in its own process group,
+#   5. sends the request(s) over plain TCP (or with curl over HTTP/2, for
+#      --- http2) and checks the responses,
+#   6. stops nginx (QUIT, then TERM, then KILL of the whole group) and checks
+#      the error log, including an always-on check for crashed workers, then
+#      kills the TCP server and checks what it received.
 #
 # Block sections are parsed by Test::Base (so "--- foo eval", "chomp",
 # "--- ONLY", "--- SKIP" work as usual); see t/lib/README.md for the list of
@@ -292,6 +295,8 @@ sub run_one ($$) {
         return 1;
     }
 
+    croak "$name - cannot use --- http2 with --- raw_request (as upstream)"
+        if defined $block->http2 && defined $block->raw_request;
     my $reqs = requests_from_block($block);
     my $need_array = @$reqs > 1;
     my $timeout = parse_time($block->timeout) // $Timeout;
@@ -1128,7 +1133,8 @@ sub build_request ($$$) {
     my ($name, $req, $more) = @_;
 
     # Leading blank and "#" comment lines are skipped, like upstream.
-    1 while $req =~ s/^\s*\#[^\n]+\s+|^\s+//s;
+    # (\A outside the alternation: anchored, so quick on a large body too.)
+    1 while $req =~ s/\A(?:\s*\#[^\n]+\s+|\s+)//;
 
     my ($first, $body) = split /\n/, $req, 2;
     $first = '' unless defined $first;
@@ -1148,7 +1154,7 @@ sub build_request ($$$) {
 
     my $cl = '';
     if (!$chunked && $body ne '' && $headers !~ /^Content-Length:/mi) {
-        $body =~ s/^\s+|\s+$//gs;
+        $body = trim_ends($body);
         $cl = 'Content-Length: ' . length($body) . "\r\n";
     }
 
@@ -1601,6 +1607,16 @@ sub parse_time ($) {
     return $1 / 1000 if $t =~ /^([\d.]+)ms$/;
     return $1 if $t =~ /^([\d.]+)s?$/;
     croak "bad time value '$t' (expected N, Ns or Nms)";
+}
+
+# The string without white space at either end (like s/^\s+|\s+$//g, but
+# without a regex scan over a large request body).
+sub trim_ends ($) {
+    my $s = shift;
+    my ($start, $end) = (0, length $s);
+    $start++ while $start < $end && substr($s, $start, 1) =~ /\s/;
+    $end-- while $end > $start && substr($s, $end - 1, 1) =~ /\s/;
+    return substr($s, $start, $end - $start);
 }
 
 sub fmt_str ($) {

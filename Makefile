@@ -67,7 +67,8 @@ $(MODULE_SO): $(RUST_SOURCES) $(NGINX_BUILD_DIR)/ngx_auto_config.h | deps
 	NGINX_BUILD_DIR=$(NGINX_BUILD_DIR) \
 		cargo build --release --locked --target-dir $(TARGET_DIR)
 	mkdir -p $(dir $@)
-	cp $(TARGET_DIR)/release/lib$(MODULE).so $@
+	# install, not cp: a new file, so that a running nginx keeps the old one mapped
+	install -m 0755 $(TARGET_DIR)/release/lib$(MODULE).so $@
 
 $(NGINX_TREE)/objs/ngx_auto_config.h: $(NGINX_TREE)/Makefile
 

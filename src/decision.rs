@@ -29,12 +29,16 @@ pub struct Attempt {
     pub timed_out: bool,
     /// The response comes from the cache, not from a server.
     pub from_cache: bool,
+    /// A 304 that revalidates an expired cache entry (`proxy_cache_revalidate`): nginx serves
+    /// the cached response then, so it is an answer, not a status to pass on.
+    pub revalidates_cache: bool,
 }
 
 pub fn passes_on(statuses: &StatusSet, a: &Attempt) -> bool {
     statuses.contains(a.status)
         && a.method_listed
         && !a.from_cache
+        && !a.revalidates_cache
         && a.tries_left > 1
         && (!a.non_idempotent_sent || a.non_idempotent_allowed)
         && !a.body_streamed
@@ -58,92 +62,24 @@ mod tests {
             ..Default::default()
         };
 
+        #[rustfmt::skip]
         let cases: &[(&str, Attempt, bool)] = &[
-            ("listed status", go, true),
-            ("class member", Attempt { status: 503, ..go }, true),
-            ("unlisted status", Attempt { status: 410, ..go }, false),
-            ("success", Attempt { status: 200, ..go }, false),
-            (
-                "method not listed",
-                Attempt {
-                    method_listed: false,
-                    ..go
-                },
-                false,
-            ),
-            (
-                "from cache",
-                Attempt {
-                    from_cache: true,
-                    ..go
-                },
-                false,
-            ),
-            (
-                "last try",
-                Attempt {
-                    tries_left: 1,
-                    ..go
-                },
-                false,
-            ),
-            (
-                "no tries",
-                Attempt {
-                    tries_left: 0,
-                    ..go
-                },
-                false,
-            ),
-            (
-                "many tries",
-                Attempt {
-                    tries_left: 8,
-                    ..go
-                },
-                true,
-            ),
-            (
-                "POST sent",
-                Attempt {
-                    non_idempotent_sent: true,
-                    ..go
-                },
-                false,
-            ),
-            (
-                "POST sent, non_idempotent on",
-                Attempt {
-                    non_idempotent_sent: true,
-                    non_idempotent_allowed: true,
-                    ..go
-                },
-                true,
-            ),
-            (
-                "non_idempotent on, GET",
-                Attempt {
-                    non_idempotent_allowed: true,
-                    ..go
-                },
-                true,
-            ),
-            (
-                "body streamed",
-                Attempt {
-                    body_streamed: true,
-                    ..go
-                },
-                false,
-            ),
-            (
-                "timed out",
-                Attempt {
-                    timed_out: true,
-                    ..go
-                },
-                false,
-            ),
+            ("listed status",             go,                                              true),
+            ("class member",              Attempt { status: 503, ..go },                   true),
+            ("unlisted status",           Attempt { status: 410, ..go },                   false),
+            ("success",                   Attempt { status: 200, ..go },                   false),
+            ("method not listed",         Attempt { method_listed: false, ..go },          false),
+            ("from cache",                Attempt { from_cache: true, ..go },              false),
+            ("revalidates the cache",     Attempt { revalidates_cache: true, ..go },       false),
+            ("last try",                  Attempt { tries_left: 1, ..go },                 false),
+            ("no tries",                  Attempt { tries_left: 0, ..go },                 false),
+            ("many tries",                Attempt { tries_left: 8, ..go },                 true),
+            ("POST sent",                 Attempt { non_idempotent_sent: true, ..go },     false),
+            ("POST sent, non_idempotent", Attempt { non_idempotent_sent: true,
+                                                    non_idempotent_allowed: true, ..go }, true),
+            ("non_idempotent on, GET",    Attempt { non_idempotent_allowed: true, ..go },  true),
+            ("body streamed",             Attempt { body_streamed: true, ..go },           false),
+            ("timed out",                 Attempt { timed_out: true, ..go },               false),
         ];
         for (name, attempt, expected) in cases {
             assert_eq!(passes_on(&rule.statuses, attempt), *expected, "{name}");

@@ -1,6 +1,7 @@
 # Self-test of the test harness (t/lib/Test/Nginx/Socket.pm) against a plain
 # nginx: no module needed.  Every block must pass; the blocks only use
-# features that the upstream Test::Nginx::Socket has as well.
+# features that the upstream Test::Nginx::Socket has as well, except those
+# named "this harness only", which skip themselves under upstream.
 #
 #   TEST_NGINX_BINARY=$PWD/build/nginx/sbin/nginx prove -I t/lib t/00-harness.t
 
@@ -440,7 +441,9 @@ X-Time: 0\.[3-9]\d*
 
 
 
-=== TEST 18: tcp_reply as a sub of the query; one connection per request, each checked
+=== TEST 18: this harness only: several connections (one per request), each checked; tcp_reply as a sub
+Upstream's TCP server serves one connection.
+--- skip_eval: 12: !Test::Nginx::Socket->can('tcp_server_loop')
 --- http_config
     upstream tcp { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
 --- config
@@ -504,6 +507,7 @@ upstream prematurely closed connection while reading response header from upstre
 
 
 === TEST 21: this harness only: delay_before between pieces (the body trickles in)
+--- skip_eval: 5: !Test::Nginx::Socket->can('tcp_server_loop')
 --- http_config
     upstream tcp { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
 --- config
@@ -527,6 +531,7 @@ qr/"GET \/t HTTP\/1\.1" 200 6 /
 
 
 === TEST 22: this harness only: a piece with reset => 1 resets the connection after it
+--- skip_eval: 3: !Test::Nginx::Socket->can('tcp_server_loop')
 --- http_config
     upstream tcp { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
 --- config
@@ -545,7 +550,7 @@ recv() failed (104: Connection reset by peer) while reading response header from
 
 
 === TEST 23: http2: the request goes over cleartext HTTP/2 (curl), with a body; HEAD too
---- skip_eval: 10: `curl --version 2>/dev/null` !~ /^Features:.*\bHTTP2\b/m
+--- skip_eval: 10: `curl --version 2>/dev/null` !~ /^Features:.*\bHTTP2\b/m || !Test::Nginx::Socket->can('tcp_server_loop') && !eval { require IPC::Run; 1 }
 --- http2
 --- config
     location = /t {

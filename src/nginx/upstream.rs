@@ -23,13 +23,16 @@ use core::ffi::c_void;
 use core::{mem, ptr, slice};
 
 use ngx::ffi::{
-    ngx_conf_t, ngx_cycle, ngx_http_request_t, ngx_http_upstream_conf_t,
+    ngx_conf_t, ngx_cycle, ngx_http_err_page_t, ngx_http_request_t, ngx_http_upstream_conf_t,
     ngx_http_upstream_srv_conf_t, ngx_http_upstream_state_t, ngx_http_upstream_t, ngx_int_t,
     ngx_module_t, ngx_msec_t, ngx_palloc, ngx_str_t, ngx_uint_t, NGX_ERROR, NGX_HTTP_LOCK,
-    NGX_HTTP_NOT_FOUND, NGX_HTTP_PATCH, NGX_HTTP_POST, NGX_HTTP_UPSTREAM_FT_HTTP_404,
-    NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT, NGX_OK,
+    NGX_HTTP_NOT_FOUND, NGX_HTTP_NOT_MODIFIED, NGX_HTTP_PATCH, NGX_HTTP_POST,
+    NGX_HTTP_UPSTREAM_FT_HTTP_404, NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT, NGX_OK,
 };
-use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpUpstreamModule};
+use ngx::http::{
+    HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule,
+    NgxHttpUpstreamModule,
+};
 
 use crate::decision::{self, Attempt};
 use crate::kept_answer;
@@ -331,6 +334,7 @@ fn attempt(r: &ngx_http_request_t, u: &ngx_http_upstream_t, retry_on: &RetryOn) 
         body_streamed: sent && r.request_body_no_buffering() != 0,
         timed_out: timeout != 0 && now.wrapping_sub(u.peer.start_time) >= timeout,
         from_cache: from_cache(r),
+        revalidates_cache: revalidates_cache(u),
     }
 }
 
@@ -343,6 +347,54 @@ fn from_cache(r: &ngx_http_request_t) -> bool {
 fn from_cache(_r: &ngx_http_request_t) -> bool {
     false
 }
+
+/// The same test `ngx_http_upstream_test_next()` makes before serving a revalidated entry.
+#[cfg(ngx_feature = "http_cache")]
+fn revalidates_cache(u: &ngx_http_upstream_t) -> bool {
+    // SAFETY: `u->conf` is the location's upstream configuration.
+    let revalidate = unsafe { (*u.conf).cache_revalidate } != 0;
+    u.headers_in.status_n == NGX_HTTP_NOT_MODIFIED as ngx_uint_t
+        && u.cache_status() == ngx::ffi::NGX_HTTP_CACHE_EXPIRED
+        && revalidate
+}
+
+#[cfg(not(ngx_feature = "http_cache"))]
+fn revalidates_cache(_u: &ngx_http_upstream_t) -> bool {
+    false
+}
+
+/// Whether nginx would have handed this answer to an `error_page` instead of sending it
+/// (`ngx_http_upstream_intercept_errors()`): such an answer is not kept for the client.
+fn intercepted(r: &ngx_http_request_t, u: &ngx_http_upstream_t, status: ngx_uint_t) -> bool {
+    // SAFETY: `u->conf` is the location's upstream configuration.
+    let conf = unsafe { &*u.conf };
+    if status == NGX_HTTP_NOT_FOUND as ngx_uint_t && conf.intercept_404() != 0 {
+        return true;
+    }
+    if conf.intercept_errors == 0 {
+        return false;
+    }
+    let Some(clcf) = NgxHttpCoreModule::location_conf(r) else {
+        return false;
+    };
+    // SAFETY: `error_pages` is null or an array of `ngx_http_err_page_t` in the configuration.
+    let pages = match unsafe { clcf.error_pages.as_ref() } {
+        // SAFETY: as above.
+        Some(array) => unsafe { array.as_slice::<ngx_http_err_page_t>() },
+        None => &[],
+    };
+    pages.iter().any(|page| page.status == status as ngx_int_t)
+}
+
+/// While a kept answer is due: nginx must not store its own 502/504 in the cache for a
+/// request whose client got the kept answer (`proxy_cache_valid` for errors).
+#[cfg(ngx_feature = "http_cache")]
+fn uncacheable(u: &mut ngx_http_upstream_t) {
+    u.set_cacheable(0);
+}
+
+#[cfg(not(ngx_feature = "http_cache"))]
+fn uncacheable(_u: &mut ngx_http_upstream_t) {}
 
 /// Shows the response to nginx as a 404 that its configuration passes on.
 fn stage_retry(
@@ -383,9 +435,12 @@ fn stage_retry(
         status,
         peer_name(u)
     );
-    if retry_on.keep_answer {
-        retried.kept = KeptAnswer::capture(r, u);
-    }
+    // A new retry forgets the answer kept from an earlier one: the last is what counts.
+    retried.kept = if retry_on.keep_answer && !intercepted(r, u, status) {
+        KeptAnswer::capture(r, u)
+    } else {
+        None
+    };
     retried.staged = Some(Staged {
         conf: u.conf,
         state: state_index(r, u),
@@ -504,6 +559,7 @@ unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request
         && kept_answer::replaces_failure(rc, u.header_sent() != 0)
     {
         retried.serving = Serving::Due { failure: rc };
+        uncacheable(u);
         // The client is to get the kept answer, as if the server had just sent it, so an
         // `error_page` for nginx's 502/504 does not apply (nginx's own flag for "an error
         // page is being sent" keeps it from redirecting, which would lose the context).

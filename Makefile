@@ -38,7 +38,7 @@ RUST_SOURCES  := Cargo.toml Cargo.lock build.rs $(shell find src -name '*.rs')
 PROVE_ENV     := TEST_NGINX_BINARY=$(NGINX_BIN) TEST_NGINX_LOAD_MODULES=$(MODULE_SO)
 
 .PHONY: all build nginx module deps test unittest prove test-e2e check demo clean help \
-	debian test-debian test-add-dynamic-module
+	debian test-debian test-add-dynamic-module fuzz test-asan test-reload
 
 all: build
 
@@ -73,7 +73,7 @@ $(MODULE_SO): $(RUST_SOURCES) $(NGINX_BUILD_DIR)/ngx_auto_config.h | deps
 $(NGINX_TREE)/objs/ngx_auto_config.h: $(NGINX_TREE)/Makefile
 
 ## test: every test: unit tests, the t/ suite against a real nginx, the end-to-end tests
-test: check unittest prove test-e2e test-debian test-add-dynamic-module
+test: check unittest prove test-reload test-e2e fuzz test-asan test-debian test-add-dynamic-module
 
 ## unittest: the pure logic's table-driven tests (need no nginx)
 unittest: | deps
@@ -99,6 +99,21 @@ test-debian: debian
 ## test-add-dynamic-module: nginx's own build (./configure --add-dynamic-module) of a fresh 1.28.3 tree; load, request, t/
 test-add-dynamic-module:
 	scripts/test-add-dynamic-module.sh
+
+## fuzz: the directive parser's property tests with 1,050,000 cases (tests/parser_props.rs)
+fuzz: | deps
+	PROPTEST_CASES=150000 \
+	CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true \
+		cargo test --locked --release --no-default-features \
+		--target-dir $(BUILD)/target/fuzz --test parser_props
+
+## test-asan: t/ and t/reload/ against nginx and the module built with AddressSanitizer (build/asan/)
+test-asan: | deps
+	NGINX_VERSION=$(NGINX_VERSION) NGINX_CONFIGURE_FLAGS='$(NGINX_CONFIGURE_FLAGS)' scripts/test-asan.sh
+
+## test-reload: ten reloads and a binary upgrade under load; no request may fail
+test-reload: build
+	$(PROVE_ENV) prove t/reload/
 
 ## check: formatting and lints
 check: | deps

@@ -115,43 +115,62 @@ pub unsafe fn install_filters() {
 
 unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
     // Every response passes here: only an error page nginx makes itself (`err_status` set)
-    // is looked at further.
+    // is looked at further, out of line, so the common path is a test and a jump.
     // SAFETY: nginx calls header filters with a valid request.
-    let own_error = unsafe { (*r).err_status } != 0;
-    // SAFETY: as above.
-    if let Some(retried) = own_error
-        .then(|| unsafe { request_ctx(r) })
-        .flatten()
-        .and_then(RequestCtx::retried)
-    {
-        if let (Serving::Due { failure }, Some(kept)) = (retried.serving, retried.kept.as_ref()) {
-            // SAFETY: as above.
-            let rr = unsafe { &mut *r };
-            // Only nginx's own page for that failure, not some other response.
-            if rr.headers_out.status == failure as ngx_uint_t {
-                if replace_headers(rr, kept).is_err() {
-                    return NGX_ERROR as ngx_int_t;
-                }
-                retried.serving = Serving::HeaderSent;
-                log_warn!(
-                    rr.connection,
-                    "no later server gave an answer ({}), sending the {} answered by \"{}\"{}",
-                    failure,
-                    kept.status,
-                    kept.peer,
-                    if kept.body_dropped {
-                        " without its body, which was larger than proxy_buffer_size or of \
-                         unknown length"
-                    } else {
-                        ""
-                    }
-                );
+    if unsafe { (*r).err_status } != 0 {
+        // SAFETY: as above.
+        return unsafe { header_filter_own_error(r) };
+    }
+    // SAFETY: calling the next filter, saved from nginx's chain at configuration.
+    unsafe { next_header_filter(r) }
+}
+
+/// # Safety
+/// `r` must be a valid request whose header is being sent.
+#[cold]
+#[inline(never)]
+unsafe fn header_filter_own_error(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: the caller promises a valid request.
+    let Some(retried) = unsafe { request_ctx(r) }.and_then(RequestCtx::retried) else {
+        // SAFETY: as above.
+        return unsafe { next_header_filter(r) };
+    };
+    if let (Serving::Due { failure }, Some(kept)) = (retried.serving, retried.kept.as_ref()) {
+        // SAFETY: as above.
+        let rr = unsafe { &mut *r };
+        // Only nginx's own page for that failure, not some other response.
+        if rr.headers_out.status == failure as ngx_uint_t {
+            if replace_headers(rr, kept).is_err() {
+                return NGX_ERROR as ngx_int_t;
             }
+            retried.serving = Serving::HeaderSent;
+            log_warn!(
+                rr.connection,
+                "no later server gave an answer ({}), sending the {} answered by \"{}\"{}",
+                failure,
+                kept.status,
+                kept.peer,
+                if kept.body_dropped {
+                    " without its body, which was larger than proxy_buffer_size or of \
+                     unknown length"
+                } else {
+                    ""
+                }
+            );
         }
     }
-    // SAFETY: the next filter was saved from nginx's chain at configuration.
+    // SAFETY: as above.
+    unsafe { next_header_filter(r) }
+}
+
+/// # Safety
+/// `r` must be a valid request whose header is being sent.
+#[inline(always)]
+unsafe fn next_header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: the next filter was saved from nginx's chain at configuration; nginx only
+    // calls this module's filters after that.
     match unsafe { NEXT_HEADER_FILTER } {
-        // SAFETY: calling the next filter with the request we were given.
+        // SAFETY: calling the next filter with the caller's request.
         Some(next) => unsafe { next(r) },
         None => NGX_ERROR as ngx_int_t,
     }
@@ -234,37 +253,54 @@ fn for_each_header(list: &ngx_list_t, mut f: impl FnMut(&ngx_table_elt_t)) {
     }
 }
 
-unsafe extern "C" fn body_filter(
-    r: *mut ngx_http_request_t,
-    mut input: *mut ngx_chain_t,
-) -> ngx_int_t {
+unsafe extern "C" fn body_filter(r: *mut ngx_http_request_t, input: *mut ngx_chain_t) -> ngx_int_t {
     // Every buffer of every response passes here: only one whose status is nginx's own
-    // (`err_status`, which the header filter also sets for a kept answer) is looked at further.
+    // (`err_status`, which the header filter also sets for a kept answer) is looked at
+    // further, out of line.
     // SAFETY: nginx calls body filters with a valid request.
-    let own_error = unsafe { (*r).err_status } != 0;
-    // SAFETY: as above.
-    if let Some(retried) = own_error
-        .then(|| unsafe { request_ctx(r) })
-        .flatten()
-        .and_then(RequestCtx::retried)
-    {
-        match (retried.serving, retried.kept.as_ref()) {
+    if unsafe { (*r).err_status } != 0 {
+        // SAFETY: as above.
+        return unsafe { body_filter_own_error(r, input) };
+    }
+    // SAFETY: calling the next filter, saved from nginx's chain at configuration.
+    unsafe { next_body_filter(r, input) }
+}
+
+/// # Safety
+/// `r` must be a valid request whose body is being sent.
+#[cold]
+#[inline(never)]
+unsafe fn body_filter_own_error(r: *mut ngx_http_request_t, input: *mut ngx_chain_t) -> ngx_int_t {
+    // SAFETY: the caller promises a valid request.
+    let retried = unsafe { request_ctx(r) }.and_then(RequestCtx::retried);
+    let input = match retried {
+        Some(retried) => match (retried.serving, retried.kept.as_ref()) {
             (Serving::HeaderSent, Some(kept)) => {
                 retried.serving = Serving::BodySent;
                 // SAFETY: as above.
                 match kept_body(unsafe { &*r }, kept) {
-                    Some(chain) => input = chain,
+                    Some(chain) => chain,
                     None => return NGX_ERROR as ngx_int_t,
                 }
             }
             // The error page's own buffers are dropped; calls without data still flush.
-            (Serving::BodySent, _) => input = ptr::null_mut(),
-            _ => {}
-        }
-    }
-    // SAFETY: the next filter was saved from nginx's chain at configuration.
+            (Serving::BodySent, _) => ptr::null_mut(),
+            _ => input,
+        },
+        None => input,
+    };
+    // SAFETY: as above.
+    unsafe { next_body_filter(r, input) }
+}
+
+/// # Safety
+/// `r` must be a valid request whose body is being sent.
+#[inline(always)]
+unsafe fn next_body_filter(r: *mut ngx_http_request_t, input: *mut ngx_chain_t) -> ngx_int_t {
+    // SAFETY: the next filter was saved from nginx's chain at configuration; nginx only
+    // calls this module's filters after that.
     match unsafe { NEXT_BODY_FILTER } {
-        // SAFETY: calling the next filter with the request we were given.
+        // SAFETY: calling the next filter with the caller's arguments.
         Some(next) => unsafe { next(r, input) },
         None => NGX_ERROR as ngx_int_t,
     }

@@ -478,9 +478,9 @@ fn retry_conf(
         return Some(copy);
     }
     let cache = source.is_null();
-    // SAFETY: in a worker, `ngx_cycle` is the running cycle; its pool lives as long as the
-    // configuration does.
     let pool = if cache {
+        // SAFETY: in a worker, `ngx_cycle` is the running cycle; its pool lives as long as
+        // the configuration does.
         unsafe { (*ngx_cycle).pool }
     } else {
         r.pool

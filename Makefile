@@ -116,7 +116,7 @@ test-reload: build
 	$(PROVE_ENV) prove t/reload/
 
 ## check: formatting and lints
-check: | deps
+check: $(NGINX_BUILD_DIR)/ngx_auto_config.h | deps
 	cargo fmt --check
 	cargo clippy --locked --all-targets --no-default-features -- -D warnings
 	NGINX_BUILD_DIR=$(NGINX_BUILD_DIR) \

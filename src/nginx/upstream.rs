@@ -9,8 +9,8 @@
 //! 2. Per request, in a location where the directive is on, the wrapper wraps the upstream's
 //!    `process_header` and `reinit_request`.
 //! 3. When a parsed response has a listed status and nginx would be able to retry it, the
-//!    status is shown to nginx as 404 and `u->conf` is pointed at a per-request copy that has
-//!    `http_404` in `next_upstream`. nginx then takes its own retry path: the peer is freed as
+//!    status is shown to nginx as 404 and `u->conf` is pointed at a copy of the location's
+//!    configuration that has `http_404` in `next_upstream` (made once per worker). nginx then takes its own retry path: the peer is freed as
 //!    `NGX_PEER_NEXT` (no `max_fails` accounting), tries and timeouts are honoured, the request
 //!    body is replayed.
 //! 4. When the next attempt starts (`reinit_request`), or the request ends before it could

@@ -38,7 +38,7 @@ RUST_SOURCES  := Cargo.toml Cargo.lock build.rs $(shell find src -name '*.rs')
 PROVE_ENV     := TEST_NGINX_BINARY=$(NGINX_BIN) TEST_NGINX_LOAD_MODULES=$(MODULE_SO)
 
 .PHONY: all build nginx module deps test unittest prove test-e2e check demo clean help \
-	debian test-debian test-add-dynamic-module fuzz test-asan test-reload
+	debian test-debian test-add-dynamic-module fuzz test-asan test-reload bench bench-smoke
 
 all: build
 
@@ -73,7 +73,8 @@ $(MODULE_SO): $(RUST_SOURCES) $(NGINX_BUILD_DIR)/ngx_auto_config.h | deps
 $(NGINX_TREE)/objs/ngx_auto_config.h: $(NGINX_TREE)/Makefile
 
 ## test: every test: unit tests, the t/ suite against a real nginx, the end-to-end tests
-test: check unittest prove test-reload test-e2e fuzz test-asan test-debian test-add-dynamic-module
+test: check unittest prove test-reload test-e2e fuzz test-asan test-debian test-add-dynamic-module \
+	bench-smoke
 
 ## unittest: the pure logic's table-driven tests (need no nginx)
 unittest: | deps
@@ -114,6 +115,16 @@ test-asan: | deps
 ## test-reload: ten reloads and a binary upgrade under load; no request may fail
 test-reload: build
 	$(PROVE_ENV) prove t/reload/
+
+## bench: the module against stock nginx: wall clock (wrk), instructions per request (callgrind), memory; 6-10 min
+bench: build
+	scripts/install-deps.sh bench
+	scripts/bench.sh --nginx $(NGINX_BIN) --module $(MODULE_SO)
+
+## bench-smoke: scripts/bench.sh --quick: every check of the benchmark in about a minute
+bench-smoke: build
+	scripts/install-deps.sh bench
+	scripts/bench.sh --quick --nginx $(NGINX_BIN) --module $(MODULE_SO)
 
 ## check: formatting and lints
 check: $(NGINX_BUILD_DIR)/ngx_auto_config.h | deps

@@ -12,7 +12,7 @@ libhttp-tiny-perl libwww-perl curl
 for group in "$@"; do
     case "$group" in
         e2e) packages="$packages docker-registry skopeo" ;;
-        bench) packages="$packages wrk valgrind" ;;
+        bench) packages="$packages wrk valgrind iproute2 procps" ;;
         debian) packages="$packages nginx nginx-dev" ;;
         *) echo "install-deps: unknown group \"$group\"" >&2; exit 2 ;;
     esac

@@ -211,42 +211,51 @@ unsafe extern "C" fn init_peer_with_status_retry(
     if rc != NGX_OK as ngx_int_t {
         return rc;
     }
-    let Some(retry_on) = Module::location_conf(rr).and_then(LocConf::retry_on) else {
-        return rc;
-    };
+    match Module::location_conf(rr).and_then(LocConf::retry_on) {
+        Some(retry_on) => hook_request(rr, retry_on),
+        None => rc,
+    }
+}
+
+/// Puts the wrappers in front of the request's `process_header` and `reinit_request`, for a
+/// `proxy_pass` request in a location with the directive on. Out of line: a location without
+/// the directive pays only for the check above.
+#[inline(never)]
+fn hook_request(r: &mut ngx_http_request_t, retry_on: &RetryOn) -> ngx_int_t {
+    const OK: ngx_int_t = NGX_OK as ngx_int_t;
     // SAFETY: peer.init is called from ngx_http_upstream_init_request, with r->upstream set.
-    let u = unsafe { &mut *rr.upstream };
+    let u = unsafe { &mut *r.upstream };
     // SAFETY: reading the proxy module's index and this request's location conf array.
-    let proxy_conf = unsafe { *rr.loc_conf.add(ngx_http_proxy_module.ctx_index) };
-    // SAFETY: `r` is valid; a context from an earlier call for this same upstream means the
-    // callbacks are already wrapped (nginx re-runs peer.init after waiting for a cache lock).
-    let wrapped = unsafe { request_ctx(r) }.is_some_and(|ctx| ctx.upstream == rr.upstream);
+    let proxy_conf = unsafe { *r.loc_conf.add(ngx_http_proxy_module.ctx_index) };
+    // SAFETY: `r` is valid. A context for this same upstream means the callbacks are wrapped
+    // already; wrapping them twice would make the wrapper call itself.
+    let wrapped = unsafe { request_ctx(r) }.is_some_and(|ctx| ctx.upstream == r.upstream);
     if u.conf.cast::<c_void>() != proxy_conf || wrapped {
-        return rc;
+        return OK;
     }
     let (Some(process_header), Some(reinit_request)) = (u.process_header, u.reinit_request) else {
-        return rc;
+        return OK;
     };
     let ctx = RequestCtx {
-        upstream: rr.upstream,
+        upstream: r.upstream,
         retry_on,
         process_header,
         reinit_request,
         retried: ptr::null_mut(),
     };
     // SAFETY: the request pool is valid; `ngx_palloc` aligns to a pointer, enough for the ctx.
-    let p = unsafe { ngx_palloc(rr.pool, mem::size_of::<RequestCtx>()) }.cast::<RequestCtx>();
+    let p = unsafe { ngx_palloc(r.pool, mem::size_of::<RequestCtx>()) }.cast::<RequestCtx>();
     if p.is_null() {
         return NGX_ERROR as ngx_int_t;
     }
     // SAFETY: `p` is fresh, aligned and large enough; the slot is this module's in `r->ctx`.
     unsafe {
         p.write(ctx);
-        *rr.ctx.add(module_index()) = p.cast();
+        *r.ctx.add(module_index()) = p.cast();
     }
     u.process_header = Some(process_header_with_status_retry);
     u.reinit_request = Some(reinit_request_with_status_retry);
-    rc
+    OK
 }
 
 fn module_index() -> usize {
@@ -293,14 +302,24 @@ unsafe extern "C" fn process_header_with_status_retry(r: *mut ngx_http_request_t
     }
     // SAFETY: `retry_on` points into the location's configuration, which outlives requests.
     let retry_on = unsafe { &*ctx.retry_on };
-    // The common answer is not listed: decided before gathering the other facts.
-    if !retry_on.statuses.contains(u.headers_in.status_n) {
-        return rc;
-    }
-    if decision::passes_on(&retry_on.statuses, &attempt(rr, u, retry_on)) {
-        stage_retry(rr, u, ctx, retry_on);
+    // The common answer is not listed: decided here, the rest out of line.
+    if retry_on.statuses.contains(u.headers_in.status_n) {
+        consider_retry(rr, u, ctx, retry_on);
     }
     rc
+}
+
+#[cold]
+#[inline(never)]
+fn consider_retry(
+    r: &mut ngx_http_request_t,
+    u: &mut ngx_http_upstream_t,
+    ctx: &mut RequestCtx,
+    retry_on: &RetryOn,
+) {
+    if decision::passes_on(&retry_on.statuses, &attempt(r, u, retry_on)) {
+        stage_retry(r, u, ctx, retry_on);
+    }
 }
 
 /// The proxy module moves from its status-line parser to its header parser inside its own

@@ -258,7 +258,31 @@ invalid number of arguments in "proxy_next_upstream_status" directive
 --- error_log
 invalid status "method=GET"
 
-=== TEST 26: rejected: inside "if"
+=== TEST 26: rejected: keep_answer= other than on or off
+--- config
+    location / {
+        proxy_pass http://127.0.0.1:1985;
+        proxy_next_upstream_status 404 keep_answer=yes;
+    }
+--- must_die
+--- error_log
+invalid value "keep_answer=yes": it must be "on" or "off"
+
+
+
+=== TEST 27: rejected: keep_answer= twice
+--- config
+    location / {
+        proxy_pass http://127.0.0.1:1985;
+        proxy_next_upstream_status 404 keep_answer=on keep_answer=off;
+    }
+--- must_die
+--- error_log
+duplicate parameter "keep_answer=off"
+
+
+
+=== TEST 28: rejected: inside "if"
 --- config
     location / {
         proxy_pass http://127.0.0.1:1985;
@@ -270,7 +294,7 @@ invalid status "method=GET"
 --- error_log
 "proxy_next_upstream_status" directive is not allowed here
 
-=== TEST 27: rejected: inside "upstream"
+=== TEST 29: rejected: inside "upstream"
 --- http_config
     upstream u {
         server 127.0.0.1:1985;
@@ -282,7 +306,7 @@ invalid status "method=GET"
 --- error_log
 "proxy_next_upstream_status" directive is not allowed here
 
-=== TEST 28: the error names the file and line
+=== TEST 30: the error names the file and line
 --- config
     location / {
         proxy_pass http://127.0.0.1:1985;
@@ -292,7 +316,7 @@ invalid status "method=GET"
 --- error_log eval
 qr/\[emerg\] .*invalid status "abc" in \S+nginx\.conf:\d+/
 
-=== TEST 29: accepted: every form at once, and "off"
+=== TEST 31: accepted: every form at once, and "off"
 --- config
     proxy_next_upstream_status 404 410 500-504 3xx methods=GET,HEAD,PUT,DELETE,OPTIONS;
     location / {

@@ -201,16 +201,21 @@ unsafe extern "C" fn init_peer_with_status_retry(
     us: *mut ngx_http_upstream_srv_conf_t,
 ) -> ngx_int_t {
     // SAFETY: nginx calls peer.init with a valid request whose main conf is this http block's.
-    let rr = unsafe { &mut *r };
-    let Some(original) = Module::main_conf(rr).and_then(|mcf| mcf.originals.find(us)) else {
-        log_alert!(rr.connection, "peer.init of upstream block not found");
+    let Some(original) = Module::main_conf(unsafe { &*r }).and_then(|mcf| mcf.originals.find(us))
+    else {
+        // SAFETY: as above.
+        let connection = unsafe { (*r).connection };
+        log_alert!(connection, "peer.init of upstream block not found");
         return NGX_ERROR as ngx_int_t;
     };
-    // SAFETY: calling the block's own peer.init with the arguments nginx gave us.
+    // SAFETY: calling the block's own peer.init with the arguments nginx gave us; no
+    // reference into the request is held across the call, which writes to it.
     let rc = unsafe { original(r, us) };
     if rc != NGX_OK as ngx_int_t {
         return rc;
     }
+    // SAFETY: as above.
+    let rr = unsafe { &mut *r };
     match Module::location_conf(rr).and_then(LocConf::retry_on) {
         Some(retry_on) => hook_request(rr, retry_on),
         None => rc,
@@ -291,15 +296,13 @@ unsafe extern "C" fn process_header_with_status_retry(r: *mut ngx_http_request_t
         lost_context(r, "process_header");
         return NGX_ERROR as ngx_int_t;
     };
-    // SAFETY: `r->upstream` is valid during upstream processing.
-    let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
-    u.process_header = Some(ctx.process_header);
-    // SAFETY: calling the saved original with the request nginx gave us.
-    let rc = unsafe { (ctx.process_header)(r) };
-    stay_in_front(u, ctx);
+    // SAFETY: the saved original, called with the request nginx gave us.
+    let rc = unsafe { with_own_parser(r, ctx, ctx.process_header) };
     if rc != NGX_OK as ngx_int_t {
         return rc;
     }
+    // SAFETY: `r->upstream` is valid during upstream processing.
+    let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
     // SAFETY: `retry_on` points into the location's configuration, which outlives requests.
     let retry_on = unsafe { &*ctx.retry_on };
     // The common answer is not listed: decided here, the rest out of line.
@@ -322,15 +325,35 @@ fn consider_retry(
     }
 }
 
-/// The proxy module moves from its status-line parser to its header parser inside its own
-/// call, and back in `reinit_request`. Each original runs with the module's own parser in
-/// place; afterwards, whatever parser is there is saved and the wrapper put back in front.
-/// (No function-pointer comparisons: addresses of functions are not guaranteed unique.)
-fn stay_in_front(u: &mut ngx_http_upstream_t, ctx: &mut RequestCtx) {
-    if let Some(current) = u.process_header {
-        ctx.process_header = current;
+/// Runs one of the upstream module's own callbacks with its own parser in `process_header`:
+/// the proxy module moves from its status-line parser to its header parser inside that call,
+/// and back in `reinit_request`. Afterwards whatever parser is there is saved and the wrapper
+/// put back in front. (No function-pointer comparisons: addresses of functions are not
+/// guaranteed unique.)
+///
+/// The upstream is reached through a raw pointer only: the callback writes
+/// `u->process_header` itself, behind any Rust reference, so the caller must hold none into
+/// the request or its upstream across this call.
+///
+/// # Safety
+/// `callback` must be the upstream module's callback for the valid request `r`.
+unsafe fn with_own_parser(
+    r: *mut ngx_http_request_t,
+    ctx: &mut RequestCtx,
+    callback: ProcessHeader,
+) -> ngx_int_t {
+    // SAFETY: `r->upstream` is valid during upstream processing.
+    let u = unsafe { (*r).upstream };
+    // SAFETY: as above; `callback` as the caller promises.
+    unsafe {
+        (*u).process_header = Some(ctx.process_header);
+        let rc = callback(r);
+        if let Some(current) = (*u).process_header {
+            ctx.process_header = current;
+        }
+        (*u).process_header = Some(process_header_with_status_retry);
+        rc
     }
-    u.process_header = Some(process_header_with_status_retry);
 }
 
 /// The facts `ngx_http_upstream_test_next()` looks at, read the way it reads them.
@@ -551,11 +574,8 @@ unsafe extern "C" fn reinit_request_with_status_retry(r: *mut ngx_http_request_t
     // SAFETY: `r->upstream` is valid during upstream processing.
     let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
     restore(rr, u, ctx);
-    u.process_header = Some(ctx.process_header);
-    // SAFETY: calling the saved original with the request nginx gave us.
-    let rc = unsafe { (ctx.reinit_request)(r) };
-    stay_in_front(u, ctx);
-    rc
+    // SAFETY: the saved original, called with the request nginx gave us.
+    unsafe { with_own_parser(r, ctx, ctx.reinit_request) }
 }
 
 unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request_t, rc: ngx_int_t) {

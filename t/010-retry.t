@@ -445,3 +445,35 @@ GET /t
 X-Status: 404, 200
 --- response_body
 b
+
+
+
+=== TEST 20: proxy_next_upstream off stops nginx's own retries, not the directive's
+The first server answers 404 (listed): passed on.  Then the second refuses: with
+proxy_next_upstream off nginx does not try the third, and the kept 404 is sent.
+--- http_config
+    upstream u {
+        server 127.0.0.1:1985;
+        server 127.0.0.1:1987;
+        server 127.0.0.1:1986;
+    }
+    server { listen 127.0.0.1:1985; location / { return 404 "a\n"; } }
+    server { listen 127.0.0.1:1986; location / { return 200 "c\n"; } }
+--- config
+    location / {
+        proxy_pass http://u;
+        proxy_next_upstream off;
+        proxy_next_upstream_status 404;
+        add_header X-Status $upstream_status always;
+    }
+--- request
+GET /t
+--- error_code: 404
+--- response_headers
+X-Status: 404, 502
+--- response_body
+a
+--- error_log
+upstream answered 404, passing request to the next server
+--- no_error_log
+[alert]

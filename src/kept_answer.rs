@@ -5,25 +5,164 @@
 //! "upload it" and a 502 means "fail the push", so the module keeps the last answer it passed
 //! over and sends that instead. These are the rules for what is kept and when it is sent.
 
+/// How the bytes read with the answer's header are framed: an HTTP/1 body follows the header
+/// as it is; from an HTTP/2 server (`proxy_http_version 2`) the buffer holds the frames that
+/// followed the HEADERS frame, the body inside DATA frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    Http1,
+    Http2,
+}
+
 /// What is kept of the answer's body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeptBody {
-    /// The whole body, `n` bytes, was read with the header.
-    Whole(usize),
+pub enum KeptBody<'a> {
+    /// The whole body was read with the header.
+    Whole(Body<'a>),
     /// Too large for the buffer the header was read into, or of unknown length (chunked, or
-    /// delimited by the connection closing): only status and headers are kept.
+    /// delimited by the connection closing; from HTTP/2, no end of stream seen, or trailers):
+    /// only status and headers are kept.
     Dropped,
 }
 
-/// `declared` is the answer's Content-Length (-1 if none), `available` the body bytes read
-/// with the header. A response to HEAD has no body, whatever its Content-Length says.
-pub fn body_to_keep(declared: i64, available: usize, head: bool) -> KeptBody {
-    if head {
-        return KeptBody::Whole(0);
+/// A whole body inside the bytes read with the header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Body<'a> {
+    framing: Framing,
+    read: &'a [u8],
+    len: usize,
+}
+
+impl<'a> Body<'a> {
+    const EMPTY: Body<'static> = Body {
+        framing: Framing::Http1,
+        read: &[],
+        len: 0,
+    };
+
+    pub fn len(&self) -> usize {
+        self.len
     }
-    match usize::try_from(declared) {
-        Ok(len) if len <= available => KeptBody::Whole(len),
-        _ => KeptBody::Dropped,
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The body's bytes, in the pieces they were read in: one for HTTP/1, the DATA frames'
+    /// payloads for HTTP/2.
+    pub fn pieces(&self) -> impl Iterator<Item = &'a [u8]> {
+        let (http1, http2) = match self.framing {
+            Framing::Http1 => (Some(&self.read[..self.len]), None),
+            Framing::Http2 => (None, Some(Http2Data::new(self.read).map_while(Result::ok))),
+        };
+        http1.into_iter().chain(http2.into_iter().flatten())
+    }
+}
+
+/// `declared` is the answer's Content-Length (-1 if none), `read` the bytes read after the
+/// header. A response to HEAD (or a 304) has no body, whatever its Content-Length says.
+pub fn body_to_keep(framing: Framing, declared: i64, read: &[u8], bodiless: bool) -> KeptBody<'_> {
+    if bodiless || declared == 0 {
+        return KeptBody::Whole(Body::EMPTY);
+    }
+    let len = match framing {
+        Framing::Http1 => usize::try_from(declared)
+            .ok()
+            .filter(|&len| len <= read.len()),
+        Framing::Http2 => http2_data_len(read)
+            .filter(|&len| declared < 0 || usize::try_from(declared) == Ok(len)),
+    };
+    match len {
+        Some(len) => KeptBody::Whole(Body { framing, read, len }),
+        None => KeptBody::Dropped,
+    }
+}
+
+/// The length of the body carried by the DATA frames in `frames`, if they end the stream.
+fn http2_data_len(frames: &[u8]) -> Option<usize> {
+    let mut walk = Http2Data::new(frames);
+    let mut len = 0;
+    for data in walk.by_ref() {
+        len += data.ok()?.len();
+    }
+    walk.ended.then_some(len)
+}
+
+/// Walks HTTP/2 frames (RFC 9113, section 4.1) and yields the payloads of the response
+/// stream's DATA frames up to the one that ends the stream. Connection-level frames
+/// (SETTINGS, PING, WINDOW_UPDATE, ...) are skipped; what cannot be part of a whole body
+/// read with the header (trailers, a reset, DATA of another stream, bad padding) yields an
+/// error and ends the walk. A frame cut off by the end of the buffer ends it silently.
+struct Http2Data<'a> {
+    rest: &'a [u8],
+    stream: Option<u32>,
+    ended: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct NotWhole;
+
+impl<'a> Http2Data<'a> {
+    const HEADER: usize = 9;
+    const DATA: u8 = 0x0;
+    const HEADERS: u8 = 0x1;
+    const RST_STREAM: u8 = 0x3;
+    const PUSH_PROMISE: u8 = 0x5;
+    const CONTINUATION: u8 = 0x9;
+    const END_STREAM: u8 = 0x1;
+    const PADDED: u8 = 0x8;
+
+    fn new(frames: &'a [u8]) -> Self {
+        Http2Data {
+            rest: frames,
+            stream: None,
+            ended: false,
+        }
+    }
+
+    fn data(&mut self, stream: u32, flags: u8, payload: &'a [u8]) -> Result<&'a [u8], NotWhole> {
+        if stream == 0 || *self.stream.get_or_insert(stream) != stream {
+            return Err(NotWhole);
+        }
+        self.ended = flags & Self::END_STREAM != 0;
+        if flags & Self::PADDED == 0 {
+            return Ok(payload);
+        }
+        let (&pad, data) = payload.split_first().ok_or(NotWhole)?;
+        let end = data.len().checked_sub(usize::from(pad)).ok_or(NotWhole)?;
+        Ok(&data[..end])
+    }
+}
+
+impl<'a> Iterator for Http2Data<'a> {
+    type Item = Result<&'a [u8], NotWhole>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.ended && self.rest.len() >= Self::HEADER {
+            let h = &self.rest[..Self::HEADER];
+            let len = usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
+            let (kind, flags) = (h[3], h[4]);
+            let stream = u32::from_be_bytes([h[5] & 0x7f, h[6], h[7], h[8]]);
+            let payload = self.rest.get(Self::HEADER..Self::HEADER + len)?;
+            self.rest = &self.rest[Self::HEADER + len..];
+            match kind {
+                Self::DATA => {
+                    let data = self.data(stream, flags, payload);
+                    if data.is_err() {
+                        self.rest = &[];
+                    }
+                    return Some(data);
+                }
+                Self::HEADERS | Self::CONTINUATION | Self::RST_STREAM | Self::PUSH_PROMISE
+                    if stream != 0 =>
+                {
+                    self.rest = &[];
+                    return Some(Err(NotWhole));
+                }
+                _ => {}
+            }
+        }
+        None
     }
 }
 
@@ -54,24 +193,89 @@ pub fn is_connection_header(lowercase_name: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    fn kept(framing: Framing, declared: i64, read: &[u8], bodiless: bool) -> Option<Vec<u8>> {
+        match body_to_keep(framing, declared, read, bodiless) {
+            KeptBody::Whole(body) => {
+                let bytes = body.pieces().collect::<Vec<_>>().concat();
+                assert_eq!(bytes.len(), body.len());
+                Some(bytes)
+            }
+            KeptBody::Dropped => None,
+        }
+    }
+
     #[test]
-    fn body() {
-        let cases: &[(i64, usize, bool, KeptBody)] = &[
-            (157, 157, false, KeptBody::Whole(157)),
-            (0, 0, false, KeptBody::Whole(0)),
-            (10, 4096, false, KeptBody::Whole(10)),
-            (5000, 4000, false, KeptBody::Dropped),
-            (-1, 100, false, KeptBody::Dropped),
-            (-1, 0, true, KeptBody::Whole(0)),
-            (157, 0, true, KeptBody::Whole(0)),
+    fn http1_body() {
+        let read = b"not here\nHTTP/1.1 200 OK";
+        #[rustfmt::skip]
+        let cases: &[(i64, &[u8], bool, Option<&[u8]>)] = &[
+            (9,  read,        false, Some(b"not here\n")),
+            (0,  b"",         false, Some(b"")),
+            (3,  b"abc",      false, Some(b"abc")),
+            (50, read,        false, None),              // larger than what was read
+            (-1, read,        false, None),              // chunked or until close
+            (-1, b"",         true,  Some(b"")),         // HEAD
+            (157, b"",        true,  Some(b"")),
         ];
-        for &(declared, available, head, expected) in cases {
+        for &(declared, read, head, expected) in cases {
             assert_eq!(
-                body_to_keep(declared, available, head),
+                kept(Framing::Http1, declared, read, head).as_deref(),
                 expected,
-                "{declared} {available}"
+                "{declared} {read:?} {head}"
             );
         }
+    }
+
+    /// An HTTP/2 frame: type, flags, stream, payload.
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len().to_be_bytes();
+        let mut f = vec![len[5], len[6], len[7], kind, flags];
+        f.extend(stream.to_be_bytes());
+        f.extend(payload);
+        f
+    }
+
+    #[test]
+    fn http2_body() {
+        const END: u8 = 0x1;
+        const PADDED: u8 = 0x8;
+        let data = |flags, payload: &[u8]| frame(0x0, flags, 1, payload);
+        let settings = frame(0x4, 0, 0, &[0, 3, 0, 0, 0, 100]);
+        let window = frame(0x8, 0, 0, &[0, 0, 0x10, 0]);
+        let trailers = frame(0x1, 0x4 | END, 1, b"\x88");
+        let reset = frame(0x3, 0, 1, &[0, 0, 0, 8]);
+        let whole = data(END, b"not on a\n");
+        #[rustfmt::skip]
+        let cases: &[(&str, i64, Vec<u8>, Option<&[u8]>)] = &[
+            ("one frame",             9, whole.clone(),                                Some(b"not on a\n")),
+            ("no length declared",   -1, whole.clone(),                                Some(b"not on a\n")),
+            ("two frames",           -1, [data(0, b"not "), data(END, b"on a\n")].concat(), Some(b"not on a\n")),
+            ("control frames between", 9, [settings.clone(), data(0, b"not "), window.clone(),
+                                          data(END, b"on a\n")].concat(),          Some(b"not on a\n")),
+            ("padded",                9, data(END | PADDED, b"\x03not on a\nxyz"), Some(b"not on a\n")),
+            ("empty data, end",      -1, data(END, b""),                               Some(b"")),
+            ("nothing read, length 0", 0, vec![],                                      Some(b"")),
+            ("nothing read",         -1, vec![],                                       None),
+            ("no end of stream",     -1, data(0, b"not on a\n"),                       None),
+            ("cut off frame",         9, whole[..12].to_vec(),                         None),
+            ("cut off header",        9, whole[..5].to_vec(),                          None),
+            ("length disagrees",      4, whole.clone(),                                None),
+            ("trailers",             -1, [data(0, b"abc"), trailers].concat(),         None),
+            ("reset",                -1, [data(0, b"abc"), reset].concat(),            None),
+            ("another stream",       -1, [data(0, b"abc"), frame(0x0, END, 3, b"x")].concat(), None),
+            ("data on stream 0",     -1, frame(0x0, END, 0, b"x"),                     None),
+            ("padding too long",     -1, data(END | PADDED, b"\x09abc"),               None),
+            ("padded, empty",        -1, data(END | PADDED, b""),                      None),
+            ("frames after the end", -1, [whole.clone(), settings].concat(),           Some(b"not on a\n")),
+        ];
+        for (name, declared, read, expected) in cases {
+            assert_eq!(
+                kept(Framing::Http2, *declared, read, false).as_deref(),
+                *expected,
+                "{name}"
+            );
+        }
+        assert_eq!(kept(Framing::Http2, 9, &whole, true).as_deref(), Some(&b""[..]), "HEAD");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The module's statics and registration with nginx.
 
+mod bitfields;
 pub mod conf;
 mod kept_answer;
 mod log;

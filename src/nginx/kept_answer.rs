@@ -17,9 +17,10 @@ use ngx::ffi::{
     off_t, NGX_ERROR, NGX_HTTP_HEAD, NGX_HTTP_NOT_MODIFIED,
 };
 
-use crate::kept_answer::{body_to_keep, is_connection_header, KeptBody};
+use crate::kept_answer::{body_to_keep, is_connection_header, Body, Framing, KeptBody};
+use crate::nginx::bitfields;
 use crate::nginx::log::log_warn;
-use crate::nginx::upstream::{peer_name, request_ctx, RequestCtx, Serving};
+use crate::nginx::upstream::{ngx_http_proxy_module, peer_name, request_ctx, RequestCtx, Serving};
 
 /// A passed-over answer, copied where a retry cannot overwrite it.
 pub struct KeptAnswer {
@@ -43,15 +44,17 @@ impl KeptAnswer {
         let bodiless = r.method == NGX_HTTP_HEAD as ngx_uint_t
             || status == NGX_HTTP_NOT_MODIFIED as ngx_uint_t;
         let declared = u.headers_in.content_length_n;
-        // SAFETY: after the header is parsed, `u->buffer` holds the body read with it
+        // SAFETY: after the header is parsed, `u->buffer` holds what was read after it
         // between `pos` and `last`.
         let read = unsafe { bytes(u.buffer.pos, u.buffer.last) };
 
         let (body, content_length, body_dropped) =
-            match body_to_keep(declared, read.len(), bodiless) {
-                KeptBody::Whole(_) if bodiless => (&[][..], declared, false),
-                KeptBody::Whole(len) => (&read[..len], declared, false),
-                KeptBody::Dropped => (&[][..], 0, true),
+            match body_to_keep(framing(u), declared, read, bodiless) {
+                KeptBody::Whole(body) => {
+                    let length = if bodiless { declared } else { body.len() as off_t };
+                    (pool_copy(r.pool, body)?, length, false)
+                }
+                KeptBody::Dropped => (ngx_str_t::empty(), 0, true),
             };
         Some(KeptAnswer {
             status,
@@ -61,7 +64,7 @@ impl KeptAnswer {
             status_line: u.headers_in.status_line,
             headers: u.headers_in.headers,
             content_length,
-            body: pool_copy(r.pool, body)?,
+            body,
             body_dropped,
             peer: peer_name(u),
         })
@@ -78,19 +81,37 @@ unsafe fn bytes<'a>(start: *const u8, end: *const u8) -> &'a [u8] {
     unsafe { slice::from_raw_parts(start, end as usize - start as usize) }
 }
 
-fn pool_copy(pool: *mut ngx_pool_t, data: &[u8]) -> Option<ngx_str_t> {
-    if data.is_empty() {
+/// How the bytes after the header are framed: the proxy module tags its HTTP/1 upstream
+/// output with itself, its HTTP/2 sibling (`proxy_http_version 2`, nginx 1.29.4+) with its own.
+fn framing(u: &ngx_http_upstream_t) -> Framing {
+    let http1 = ptr::addr_of!(ngx_http_proxy_module);
+    if ptr::eq(u.output.tag.cast_const(), http1.cast()) {
+        Framing::Http1
+    } else {
+        Framing::Http2
+    }
+}
+
+/// The body's pieces copied into one buffer of the request pool, out of the upstream buffer
+/// the next attempt reuses.
+fn pool_copy(pool: *mut ngx_pool_t, body: Body) -> Option<ngx_str_t> {
+    if body.is_empty() {
         return Some(ngx_str_t::empty());
     }
-    // SAFETY: the request pool is valid; the copy does not overlap `data`.
-    let p = unsafe { ngx_pnalloc(pool, data.len()) }.cast::<u8>();
+    // SAFETY: the request pool is valid.
+    let p = unsafe { ngx_pnalloc(pool, body.len()) }.cast::<u8>();
     if p.is_null() {
         return None;
     }
-    // SAFETY: `p` has room for `data.len()` bytes.
-    unsafe { ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
+    let mut at = 0;
+    for piece in body.pieces() {
+        // SAFETY: the pieces add up to `body.len()` bytes, the room at `p`; they lie in the
+        // upstream buffer, which does not overlap a fresh pool allocation.
+        unsafe { ptr::copy_nonoverlapping(piece.as_ptr(), p.add(at), piece.len()) };
+        at += piece.len();
+    }
     Some(ngx_str_t {
-        len: data.len(),
+        len: body.len(),
         data: p,
     })
 }
@@ -322,10 +343,8 @@ fn kept_body(r: &ngx_http_request_t, kept: &KeptAnswer) -> Option<*mut ngx_chain
         if kept.body.len > 0 {
             buf.pos = kept.body.data;
             buf.last = kept.body.data.add(kept.body.len);
-            buf.set_memory(1);
         }
-        buf.set_last_buf(main.into());
-        buf.set_last_in_chain(1);
+        bitfields::set_last_buf(buf, kept.body.len > 0, main);
         (*cl).buf = b;
         (*cl).next = ptr::null_mut();
     }

@@ -37,6 +37,7 @@ use ngx::http::{
 use crate::decision::{self, Attempt};
 use crate::kept_answer;
 use crate::nginx::conf::{LocConf, RetryOn};
+use crate::nginx::bitfields;
 use crate::nginx::kept_answer::KeptAnswer;
 use crate::nginx::log::{log_alert, log_info};
 use crate::nginx::Module;
@@ -49,7 +50,7 @@ type FinalizeRequest = unsafe extern "C" fn(*mut ngx_http_request_t, ngx_int_t);
 extern "C" {
     /// The proxy module's first location-conf field is its `ngx_http_upstream_conf_t`; comparing
     /// `u->conf` with it tells a `proxy_pass` request from a fastcgi/uwsgi/scgi/grpc one.
-    static ngx_http_proxy_module: ngx_module_t;
+    pub static ngx_http_proxy_module: ngx_module_t;
 }
 
 /// The `peer.init` of each wrapped upstream block, sorted by block address for lookup.
@@ -363,7 +364,7 @@ fn attempt(r: &ngx_http_request_t, u: &ngx_http_upstream_t, retry_on: &RetryOn) 
     let timeout = conf.next_upstream_timeout;
     // SAFETY: nginx's clock is only written by this worker's event loop, which runs us.
     let now: ngx_msec_t = unsafe { ptr::read_volatile(ptr::addr_of!(ngx::ffi::ngx_current_msec)) };
-    let sent = u.request_sent() != 0;
+    let sent = bitfields::request_sent(u);
     Attempt {
         status: u.headers_in.status_n,
         method_listed: r.method & retry_on.methods != 0,
@@ -373,22 +374,13 @@ fn attempt(r: &ngx_http_request_t, u: &ngx_http_upstream_t, retry_on: &RetryOn) 
             & NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT as ngx_uint_t
             != 0,
         tries_left: u.peer.tries,
-        body_streamed: sent && r.request_body_no_buffering() != 0,
+        body_streamed: sent && bitfields::request_body_no_buffering(r),
         timed_out: timeout != 0 && now.wrapping_sub(u.peer.start_time) >= timeout,
-        from_cache: from_cache(r),
+        from_cache: bitfields::request_cached(r),
         revalidates_cache: revalidates_cache(u),
     }
 }
 
-#[cfg(ngx_feature = "http_cache")]
-fn from_cache(r: &ngx_http_request_t) -> bool {
-    r.cached() != 0
-}
-
-#[cfg(not(ngx_feature = "http_cache"))]
-fn from_cache(_r: &ngx_http_request_t) -> bool {
-    false
-}
 
 /// The same test `ngx_http_upstream_test_next()` makes before serving a revalidated entry.
 #[cfg(ngx_feature = "http_cache")]
@@ -396,7 +388,7 @@ fn revalidates_cache(u: &ngx_http_upstream_t) -> bool {
     // SAFETY: `u->conf` is the location's upstream configuration.
     let revalidate = unsafe { (*u.conf).cache_revalidate } != 0;
     u.headers_in.status_n == NGX_HTTP_NOT_MODIFIED as ngx_uint_t
-        && u.cache_status() == ngx::ffi::NGX_HTTP_CACHE_EXPIRED
+        && bitfields::cache_status(u) == ngx::ffi::NGX_HTTP_CACHE_EXPIRED as ngx_uint_t
         && revalidate
 }
 
@@ -410,7 +402,7 @@ fn revalidates_cache(_u: &ngx_http_upstream_t) -> bool {
 fn intercepted(r: &ngx_http_request_t, u: &ngx_http_upstream_t, status: ngx_uint_t) -> bool {
     // SAFETY: `u->conf` is the location's upstream configuration.
     let conf = unsafe { &*u.conf };
-    if status == NGX_HTTP_NOT_FOUND as ngx_uint_t && conf.intercept_404() != 0 {
+    if status == NGX_HTTP_NOT_FOUND as ngx_uint_t && bitfields::intercept_404(conf) {
         return true;
     }
     if conf.intercept_errors == 0 {
@@ -427,16 +419,6 @@ fn intercepted(r: &ngx_http_request_t, u: &ngx_http_upstream_t, status: ngx_uint
     };
     pages.iter().any(|page| page.status == status as ngx_int_t)
 }
-
-/// While a kept answer is due: nginx must not store its own 502/504 in the cache for a
-/// request whose client got the kept answer (`proxy_cache_valid` for errors).
-#[cfg(ngx_feature = "http_cache")]
-fn uncacheable(u: &mut ngx_http_upstream_t) {
-    u.set_cacheable(0);
-}
-
-#[cfg(not(ngx_feature = "http_cache"))]
-fn uncacheable(_u: &mut ngx_http_upstream_t) {}
 
 /// Shows the response to nginx as a 404 that its configuration passes on.
 fn stage_retry(
@@ -592,17 +574,19 @@ unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request
         return;
     };
     // SAFETY: the request's connection is valid while the request is.
-    let client_gone = unsafe { (*rr.connection).error() } != 0;
+    let client_gone = bitfields::connection_error(unsafe { &*rr.connection });
     if retried.kept.is_some()
         && !client_gone
-        && kept_answer::replaces_failure(rc, u.header_sent() != 0)
+        && kept_answer::replaces_failure(rc, bitfields::header_sent(u))
     {
         retried.serving = Serving::Due { failure: rc };
-        uncacheable(u);
+        // nginx must not store its own 502/504 for a request whose client got the kept
+        // answer (`proxy_cache_valid` for errors).
+        bitfields::set_uncacheable(u);
         // The client is to get the kept answer, as if the server had just sent it, so an
         // `error_page` for nginx's 502/504 does not apply (nginx's own flag for "an error
         // page is being sent" keeps it from redirecting, which would lose the context).
-        rr.set_error_page(1);
+        bitfields::set_error_page(rr);
     }
     if let Some(original) = retried.finalize_request {
         // SAFETY: calling the saved original with the arguments nginx gave us.

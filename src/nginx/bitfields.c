@@ -1,0 +1,98 @@
+/*
+ * The bitfields of nginx structures that the module reads or writes, accessed by the C
+ * compiler that built nginx.
+ *
+ * bindgen lays out a run of bitfields that begins after a member smaller than the
+ * bitfields' unit as if the run began on a unit boundary (rust-bindgen issues 1377, 3105).
+ * Since nginx 1.29.3, ngx_http_request_t has such a run (`in_port_t port;` before
+ * `count:16`), and bindgen's accessors for request_body_no_buffering, cached, error_page
+ * and the rest of that run read and write bits two places away from nginx's. The C
+ * compiler cannot get nginx's layout wrong, on any version, so every bitfield goes
+ * through here.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+ngx_uint_t
+ngx_http_nus_request_body_no_buffering(ngx_http_request_t *r)
+{
+    return r->request_body_no_buffering;
+}
+
+
+ngx_uint_t
+ngx_http_nus_request_cached(ngx_http_request_t *r)
+{
+#if (NGX_HTTP_CACHE)
+    return r->cached;
+#else
+    return 0;
+#endif
+}
+
+
+void
+ngx_http_nus_request_set_error_page(ngx_http_request_t *r)
+{
+    r->error_page = 1;
+}
+
+
+ngx_uint_t
+ngx_http_nus_connection_error(ngx_connection_t *c)
+{
+    return c->error;
+}
+
+
+ngx_uint_t
+ngx_http_nus_upstream_request_sent(ngx_http_upstream_t *u)
+{
+    return u->request_sent;
+}
+
+
+ngx_uint_t
+ngx_http_nus_upstream_header_sent(ngx_http_upstream_t *u)
+{
+    return u->header_sent;
+}
+
+
+ngx_uint_t
+ngx_http_nus_upstream_cache_status(ngx_http_upstream_t *u)
+{
+#if (NGX_HTTP_CACHE)
+    return u->cache_status;
+#else
+    return 0;
+#endif
+}
+
+
+void
+ngx_http_nus_upstream_set_uncacheable(ngx_http_upstream_t *u)
+{
+#if (NGX_HTTP_CACHE)
+    u->cacheable = 0;
+#endif
+}
+
+
+ngx_uint_t
+ngx_http_nus_upstream_conf_intercept_404(ngx_http_upstream_conf_t *conf)
+{
+    return conf->intercept_404;
+}
+
+
+void
+ngx_http_nus_buf_set_last(ngx_buf_t *b, ngx_uint_t in_memory, ngx_uint_t last_buf)
+{
+    b->memory = in_memory;
+    b->last_buf = last_buf;
+    b->last_in_chain = 1;
+}

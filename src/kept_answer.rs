@@ -5,6 +5,8 @@
 //! "upload it" and a 502 means "fail the push", so the module keeps the last answer it passed
 //! over and sends that instead. These are the rules for what is kept and when it is sent.
 
+use crate::http2;
+
 /// How the bytes read with the answer's header are framed: an HTTP/1 body follows the header
 /// as it is; from an HTTP/2 server (`proxy_http_version 2`) the buffer holds the frames that
 /// followed the HEADERS frame, the body inside DATA frames.
@@ -53,7 +55,10 @@ impl<'a> Body<'a> {
     pub fn pieces(&self) -> impl Iterator<Item = &'a [u8]> {
         let (http1, http2) = match self.framing {
             Framing::Http1 => (Some(&self.read[..self.len]), None),
-            Framing::Http2 => (None, Some(Http2Data::new(self.read).map_while(Result::ok))),
+            Framing::Http2 => {
+                let data = http2_data(self.read).map_while(Result::ok);
+                (None, Some(data.map(|(data, _)| data)))
+            }
         };
         http1.into_iter().chain(http2.into_iter().flatten())
     }
@@ -80,90 +85,46 @@ pub fn body_to_keep(framing: Framing, declared: i64, read: &[u8], bodiless: bool
 
 /// The length of the body carried by the DATA frames in `frames`, if they end the stream.
 fn http2_data_len(frames: &[u8]) -> Option<usize> {
-    let mut walk = Http2Data::new(frames);
     let mut len = 0;
-    for data in walk.by_ref() {
-        len += data.ok()?.len();
+    for piece in http2_data(frames) {
+        let (data, ends_stream) = piece.ok()?;
+        len += data.len();
+        if ends_stream {
+            return Some(len);
+        }
     }
-    walk.ended.then_some(len)
+    None
 }
 
-/// Walks HTTP/2 frames (RFC 9113, section 4.1) and yields the payloads of the response
-/// stream's DATA frames up to the one that ends the stream. Connection-level frames
-/// (SETTINGS, PING, WINDOW_UPDATE, ...) are skipped; what cannot be part of a whole body
-/// read with the header (trailers, a reset, DATA of another stream, bad padding) yields an
-/// error and ends the walk. A frame cut off by the end of the buffer ends it silently.
-struct Http2Data<'a> {
-    rest: &'a [u8],
-    stream: Option<u32>,
-    ended: bool,
-}
-
+/// Something in the frames that a whole body read with the header cannot have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct NotWhole;
 
-impl<'a> Http2Data<'a> {
-    const HEADER: usize = 9;
-    const DATA: u8 = 0x0;
-    const HEADERS: u8 = 0x1;
-    const RST_STREAM: u8 = 0x3;
-    const PUSH_PROMISE: u8 = 0x5;
-    const CONTINUATION: u8 = 0x9;
-    const END_STREAM: u8 = 0x1;
-    const PADDED: u8 = 0x8;
-
-    fn new(frames: &'a [u8]) -> Self {
-        Http2Data {
-            rest: frames,
-            stream: None,
-            ended: false,
+/// The data of the response stream's DATA frames, each with whether it ends the stream, up
+/// to the one that does. Connection frames (SETTINGS, PING, WINDOW_UPDATE, ...) give no data;
+/// trailers, a reset, DATA of another stream or bad padding give `NotWhole`.
+fn http2_data(frames: &[u8]) -> impl Iterator<Item = Result<(&[u8], bool), NotWhole>> + '_ {
+    let mut stream = None;
+    let mut ended = false;
+    http2::frames(frames).map_while(move |frame| {
+        if ended {
+            return None;
         }
-    }
-
-    fn data(&mut self, stream: u32, flags: u8, payload: &'a [u8]) -> Result<&'a [u8], NotWhole> {
-        if stream == 0 || *self.stream.get_or_insert(stream) != stream {
-            return Err(NotWhole);
-        }
-        self.ended = flags & Self::END_STREAM != 0;
-        if flags & Self::PADDED == 0 {
-            return Ok(payload);
-        }
-        let (&pad, data) = payload.split_first().ok_or(NotWhole)?;
-        let end = data.len().checked_sub(usize::from(pad)).ok_or(NotWhole)?;
-        Ok(&data[..end])
-    }
-}
-
-impl<'a> Iterator for Http2Data<'a> {
-    type Item = Result<&'a [u8], NotWhole>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        while !self.ended && self.rest.len() >= Self::HEADER {
-            let h = &self.rest[..Self::HEADER];
-            let len = usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
-            let (kind, flags) = (h[3], h[4]);
-            let stream = u32::from_be_bytes([h[5] & 0x7f, h[6], h[7], h[8]]);
-            let payload = self.rest.get(Self::HEADER..Self::HEADER + len)?;
-            self.rest = &self.rest[Self::HEADER + len..];
-            match kind {
-                Self::DATA => {
-                    let data = self.data(stream, flags, payload);
-                    if data.is_err() {
-                        self.rest = &[];
-                    }
-                    return Some(data);
-                }
-                Self::HEADERS | Self::CONTINUATION | Self::RST_STREAM | Self::PUSH_PROMISE
-                    if stream != 0 =>
-                {
-                    self.rest = &[];
-                    return Some(Err(NotWhole));
-                }
-                _ => {}
+        let ours = frame.stream != 0 && *stream.get_or_insert(frame.stream) == frame.stream;
+        Some(match frame.kind {
+            http2::DATA if ours => {
+                ended = frame.flags & http2::END_STREAM != 0;
+                http2::unpadded(&frame).map(|data| (data, ended)).ok_or(NotWhole)
             }
-        }
-        None
-    }
+            http2::DATA | http2::HEADERS | http2::CONTINUATION | http2::RST_STREAM
+            | http2::PUSH_PROMISE
+                if frame.stream != 0 =>
+            {
+                Err(NotWhole)
+            }
+            _ => Ok((&[][..], false)),
+        })
+    })
 }
 
 /// Whether the request's end with `rc` is nginx's own failure page that the kept answer
@@ -192,6 +153,7 @@ pub fn is_connection_header(lowercase_name: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http2::tests::frame;
 
     fn kept(framing: Framing, declared: i64, read: &[u8], bodiless: bool) -> Option<Vec<u8>> {
         match body_to_keep(framing, declared, read, bodiless) {
@@ -224,15 +186,6 @@ mod tests {
                 "{declared} {read:?} {head}"
             );
         }
-    }
-
-    /// An HTTP/2 frame: type, flags, stream, payload.
-    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let len = payload.len().to_be_bytes();
-        let mut f = vec![len[5], len[6], len[7], kind, flags];
-        f.extend(stream.to_be_bytes());
-        f.extend(payload);
-        f
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! - [`directive`]: parsing the directive's arguments;
 //! - [`statuses`], [`methods`]: the sets it lists;
 //! - [`decision`]: whether a response passes the request on;
-//! - [`kept_answer`]: what is kept of a passed-over answer, and when it replaces nginx's 502.
+//! - [`kept_answer`]: what is kept of a passed-over answer, and when it replaces nginx's 502;
+//! - [`http2`]: the HTTP/2 frames an HTTP/2 upstream leaves in nginx's buffers.
 //!
 //! The nginx side (`nginx`, behind the default `nginx` feature): the module's statics and
 //! registration, its configuration (`nginx::conf`), the hooks into nginx's upstream machinery
@@ -13,6 +14,7 @@
 
 pub mod decision;
 pub mod directive;
+pub mod http2;
 pub mod kept_answer;
 pub mod methods;
 pub mod statuses;

@@ -6,6 +6,7 @@
 #   TEST_NGINX_BINARY=$PWD/build/nginx/sbin/nginx prove -I t/lib t/00-harness.t
 
 use Test::Nginx::Socket 'no_plan';
+use UpstreamProtocol;
 
 no_shuffle();
 no_root_location();
@@ -391,7 +392,7 @@ never checked
 --- tcp_reply eval
 "HTTP/1.1 201 Created\r\nX-From: tcp\r\nContent-Length: 6\r\n\r\nhello\n"
 --- tcp_query eval
-"GET /t?a=1 HTTP/1.0\r\nHost: tcp\r\nConnection: close\r\nX-Test: 1\r\n\r\n"
+"GET /t?a=1 HTTP/1.0\r\nConnection: close\r\nHost: tcp\r\nX-Test: 1\r\n\r\n"
 --- request
 GET /t?a=1
 --- more_headers
@@ -495,7 +496,7 @@ request, and send nothing.
 --- tcp_shutdown: 1
 --- tcp_shutdown_delay: 0.2
 --- tcp_query eval
-"GET /t HTTP/1.0\r\nHost: tcp\r\nConnection: close\r\n\r\n"
+"GET /t HTTP/1.0\r\nConnection: close\r\nHost: tcp\r\n\r\n"
 --- request
 GET /t
 --- error_code: 502

@@ -1,6 +1,7 @@
 # The directive's behaviour: which responses pass a request on, what the client gets,
 # and what $upstream_status / $upstream_addr and the error log say.
 use Test::Nginx::Socket 'no_plan';
+use UpstreamProtocol;
 
 no_shuffle();
 no_root_location();
@@ -477,3 +478,37 @@ a
 upstream answered 404, passing request to the next server
 --- no_error_log
 [alert]
+
+
+
+=== TEST 21: passed on from a kept-alive connection to a server without one
+The first request leaves a connection to the first server in the keepalive cache; the
+second reuses it (over HTTP/2: the request's second stream, 3), gets the 404 and goes to the
+backup on a new connection, where the request must start over as the connection's first
+(over HTTP/2: stream 1; nginx itself leaves the frames numbered 3, and that server's
+answer on stream 3 is then rejected).
+--- http_config
+    upstream u { server 127.0.0.1:1985; server 127.0.0.1:1986 backup; keepalive 4; }
+    server {
+        listen 127.0.0.1:1985;
+        location = /warm { return 200 "warm\n"; }
+        location / { return 404 "a\n"; }
+    }
+    server { listen 127.0.0.1:1986; location / { return 200 "b\n"; } }
+--- config
+    location / {
+        proxy_pass http://u;
+        proxy_set_header Connection "";
+        proxy_next_upstream_status 404;
+        add_header X-Status $upstream_status always;
+    }
+--- request eval
+["GET /warm", "GET /t"]
+--- error_code eval
+[200, 200]
+--- response_headers eval
+["X-Status: 200", "X-Status: 404, 200"]
+--- response_body eval
+["warm\n", "b\n"]
+--- no_error_log
+[error]

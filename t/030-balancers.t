@@ -1,6 +1,7 @@
 # The module wraps every upstream block's peer.init, whatever balancer set it: each
 # balancer and upstream form passes a listed status on.
 use Test::Nginx::Socket 'no_plan';
+use UpstreamProtocol;
 
 no_shuffle();
 no_root_location();
@@ -18,7 +19,6 @@ __DATA__
 --- config
     location / {
         proxy_pass http://u;
-        proxy_http_version 1.1;
         proxy_set_header Connection "";
         proxy_next_upstream_status 404;
         add_header X-Status $upstream_status always;

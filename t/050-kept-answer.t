@@ -1,6 +1,7 @@
 # When a request was passed on after a listed status and no later server gives an answer of
 # its own, the client gets the answer that was passed over, not nginx's 502/504.
 use Test::Nginx::Socket 'no_plan';
+use UpstreamProtocol;
 
 no_shuffle();
 no_root_location();
@@ -201,7 +202,6 @@ without its body, which was larger than proxy_buffer_size or of unknown length
 --- config
     location / {
         proxy_pass http://u;
-        proxy_http_version 1.1;
         proxy_set_header Connection "";
         proxy_next_upstream_status 404;
         add_header X-Status $upstream_status always;

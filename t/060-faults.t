@@ -7,6 +7,7 @@
 # timeouts, reset, invalid and too big headers) are in t/061-next-server-faults.t, for
 # GET, HEAD, large bodies, keepalive and keep_answer=off.
 use Test::Nginx::Socket 'no_plan';
+use UpstreamProtocol;
 
 no_shuffle();
 no_root_location();
@@ -504,7 +505,7 @@ after the first server's 404.
 --- tcp_reply eval
 "HTTP/1.1 200 OK\r\nContent-Ty"
 --- tcp_query eval
-"GET /other HTTP/1.0\r\nHost: u\r\nConnection: close\r\n\r\n"
+"GET /other HTTP/1.0\r\nConnection: close\r\nHost: u\r\n\r\n"
 --- request eval
 ["GET /other", "GET /t"]
 --- error_code eval
@@ -535,7 +536,7 @@ body; it answers only when all of it came.
 --- tcp_reply eval
 "HTTP/1.1 201 Created\r\nContent-Length: 7\r\n\r\nstored\n"
 --- tcp_query eval
-"PUT /t HTTP/1.0\r\nHost: u\r\nConnection: close\r\nContent-Length: 1048576\r\n\r\n" . main::put_body()
+"PUT /t HTTP/1.0\r\nConnection: close\r\nHost: u\r\nContent-Length: 1048576\r\n\r\n" . main::put_body()
 --- request eval
 "PUT /t\n" . main::put_body()
 --- error_code: 201
@@ -864,7 +865,7 @@ next_upstream_status: no later server gave an answer (502), sending the 404 answ
 --- tcp_reply eval
 "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 7\r\n\r\ncached\n"
 --- tcp_query eval
-"GET /t HTTP/1.0\r\nHost: u\r\nConnection: close\r\n\r\n"
+"GET /t HTTP/1.0\r\nConnection: close\r\nHost: u\r\n\r\n"
 --- request eval
 ["GET /t", "GET /t"]
 --- error_code eval

@@ -18,6 +18,7 @@
 #   invalid header       502  a header line with a NUL byte
 #   too big header       502  a header larger than proxy_buffer_size
 use Test::Nginx::Socket 'no_plan';
+use UpstreamProtocol;
 use IO::Socket::INET;
 use Socket qw(PF_INET SOCK_STREAM pack_sockaddr_in unpack_sockaddr_in inet_aton);
 

@@ -3,6 +3,7 @@
 # HTTP/2 has no status line, so the client sees nginx's own idea of the status: a retry
 # staged but then refused by nginx would show here as the 404 nginx was shown.
 use Test::Nginx::Socket;
+use UpstreamProtocol;
 
 my $curl = `curl --version 2>/dev/null` // '';
 if ($curl !~ /^Features:.*\bHTTP2\b/m) {
@@ -199,7 +200,7 @@ gone
 --- tcp_reply eval
 "HTTP/1.1 201 Created\r\nContent-Length: 7\r\n\r\nstored\n"
 --- tcp_query eval
-"PUT /t HTTP/1.0\r\nHost: u\r\nConnection: close\r\nContent-Length: 11\r\n\r\nhello world"
+"PUT /t HTTP/1.0\r\nConnection: close\r\nHost: u\r\nContent-Length: 11\r\n\r\nhello world"
 --- request
 PUT /t
 hello world

@@ -17,10 +17,10 @@ use ngx::ffi::{
     off_t, NGX_ERROR, NGX_HTTP_HEAD, NGX_HTTP_NOT_MODIFIED,
 };
 
-use crate::kept_answer::{body_to_keep, is_connection_header, Body, Framing, KeptBody};
+use crate::kept_answer::{body_to_keep, is_connection_header, Body, KeptBody};
 use crate::nginx::bitfields;
 use crate::nginx::log::log_warn;
-use crate::nginx::upstream::{ngx_http_proxy_module, peer_name, request_ctx, RequestCtx, Serving};
+use crate::nginx::upstream::{framing, peer_name, request_ctx, RequestCtx, Serving};
 
 /// A passed-over answer, copied where a retry cannot overwrite it.
 pub struct KeptAnswer {
@@ -79,17 +79,6 @@ unsafe fn bytes<'a>(start: *const u8, end: *const u8) -> &'a [u8] {
     }
     // SAFETY: the caller promises a valid range.
     unsafe { slice::from_raw_parts(start, end as usize - start as usize) }
-}
-
-/// How the bytes after the header are framed: the proxy module tags its HTTP/1 upstream
-/// output with itself, its HTTP/2 sibling (`proxy_http_version 2`, nginx 1.29.4+) with its own.
-fn framing(u: &ngx_http_upstream_t) -> Framing {
-    let http1 = ptr::addr_of!(ngx_http_proxy_module);
-    if ptr::eq(u.output.tag.cast_const(), http1.cast()) {
-        Framing::Http1
-    } else {
-        Framing::Http2
-    }
 }
 
 /// The body's pieces copied into one buffer of the request pool, out of the upstream buffer

@@ -35,7 +35,8 @@ use ngx::http::{
 };
 
 use crate::decision::{self, Attempt};
-use crate::kept_answer;
+use crate::kept_answer::{self, Framing};
+use crate::http2;
 use crate::nginx::conf::{LocConf, RetryOn};
 use crate::nginx::bitfields;
 use crate::nginx::kept_answer::KeptAnswer;
@@ -50,7 +51,7 @@ type FinalizeRequest = unsafe extern "C" fn(*mut ngx_http_request_t, ngx_int_t);
 extern "C" {
     /// The proxy module's first location-conf field is its `ngx_http_upstream_conf_t`; comparing
     /// `u->conf` with it tells a `proxy_pass` request from a fastcgi/uwsgi/scgi/grpc one.
-    pub static ngx_http_proxy_module: ngx_module_t;
+    static ngx_http_proxy_module: ngx_module_t;
 }
 
 /// The `peer.init` of each wrapped upstream block, sorted by block address for lookup.
@@ -92,6 +93,17 @@ impl Originals {
             .binary_search_by_key(&upstream, |e| e.upstream)
             .ok()?;
         Some(entries[i].init)
+    }
+}
+
+/// How the response bytes in `u->buffer` are framed: the proxy module tags its HTTP/1
+/// upstream's output with itself, its HTTP/2 sibling (`proxy_http_version 2`, nginx
+/// 1.29.4+) with its own. Only asked of `proxy_pass` requests.
+pub fn framing(u: &ngx_http_upstream_t) -> Framing {
+    if ptr::eq(u.output.tag.cast_const(), ptr::addr_of!(ngx_http_proxy_module).cast()) {
+        Framing::Http1
+    } else {
+        Framing::Http2
     }
 }
 
@@ -556,8 +568,35 @@ unsafe extern "C" fn reinit_request_with_status_retry(r: *mut ngx_http_request_t
     // SAFETY: `r->upstream` is valid during upstream processing.
     let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
     restore(rr, u, ctx);
+    if framing(u) == Framing::Http2 {
+        renumber_http2_request(u);
+    }
     // SAFETY: the saved original, called with the request nginx gave us.
     unsafe { with_own_parser(r, ctx, ctx.reinit_request) }
+}
+
+/// Before the next try over HTTP/2 (after a listed status, an error, or the extra try nginx
+/// makes when a kept-alive connection fails): the request's frames as they were written,
+/// for stream 1, so that a new connection gets them right (nginx numbers them for a
+/// kept-alive one itself); see [`http2::renumber_for_new_connection`].
+fn renumber_http2_request(u: &mut ngx_http_upstream_t) {
+    // SAFETY: `request_bufs` is null or the request's chain; its first buffer is the one
+    // the proxy module wrote the connection preface and the request's frames into, in
+    // memory between `start` and `last`.
+    let Some(first) = (unsafe { u.request_bufs.as_ref() }).and_then(|cl| {
+        // SAFETY: as above.
+        unsafe { cl.buf.as_ref() }
+    }) else {
+        return;
+    };
+    if first.start.is_null() || first.last < first.start {
+        return;
+    }
+    // SAFETY: as above; nothing else reads or writes the buffer while nginx reinitialises.
+    let written = unsafe {
+        slice::from_raw_parts_mut(first.start, first.last as usize - first.start as usize)
+    };
+    http2::renumber_for_new_connection(written);
 }
 
 unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request_t, rc: ngx_int_t) {

@@ -38,7 +38,8 @@ RUST_SOURCES  := Cargo.toml Cargo.lock build.rs $(shell find src -name '*.rs')
 PROVE_ENV     := TEST_NGINX_BINARY=$(NGINX_BIN) TEST_NGINX_LOAD_MODULES=$(MODULE_SO)
 
 .PHONY: all build nginx module deps test unittest prove test-e2e check demo clean help \
-	debian test-debian test-add-dynamic-module fuzz test-asan test-reload bench bench-smoke
+	debian test-debian test-add-dynamic-module fuzz test-asan test-reload bench bench-smoke \
+	test-matrix
 
 all: build
 
@@ -74,7 +75,7 @@ $(NGINX_TREE)/objs/ngx_auto_config.h: $(NGINX_TREE)/Makefile
 
 ## test: every test: unit tests, the t/ suite against a real nginx, the end-to-end tests
 test: check unittest prove test-reload test-e2e fuzz test-asan test-debian test-add-dynamic-module \
-	bench-smoke
+	test-matrix bench-smoke
 
 ## unittest: the pure logic's table-driven tests (need no nginx)
 unittest: | deps
@@ -88,6 +89,12 @@ prove: build
 test-e2e: build
 	scripts/install-deps.sh e2e
 	NGINX_BINARY=$(NGINX_BIN) NGX_MODULE=$(MODULE_SO) prove t/e2e
+
+## test-matrix: for each nginx-*.tar.gz in NGINX_SRC_DIR (../shared/nginx-src): build it and the module, run t/ (HTTP/1.1 and HTTP/2 upstreams) and the registry e2e test
+NGINX_SRC_DIR ?= ../shared/nginx-src
+test-matrix: | deps
+	scripts/install-deps.sh e2e
+	NGINX_CONFIGURE_FLAGS='$(NGINX_CONFIGURE_FLAGS)' scripts/test-matrix.sh $(NGINX_SRC_DIR)
 
 ## debian: the module for Debian's own nginx (installs nginx, nginx-dev): build/debian/*.so
 debian:

@@ -1,6 +1,8 @@
 #!/bin/sh
 # The version matrix: for each nginx source tarball in a directory, build nginx and the module
-# against it, then run the whole t/ suite and the end-to-end tests (t/e2e) on that nginx.
+# against it, then run on that nginx the whole t/ suite with HTTP/1.1 to the upstream
+# servers, the module's t/ files again with HTTP/2 to them where that nginx has
+# `proxy_http_version 2` (1.29.4+), and the registry end-to-end test (t/e2e/registry.t).
 #
 #   scripts/test-matrix.sh [DIR]     DIR defaults to $NGINX_SRC_DIR, else ../shared/nginx-src
 #
@@ -8,16 +10,19 @@
 # ./configure, or a repository archive with ./auto/configure). Each is built once, under
 # build/matrix/nginx-<version>/ (tree) and .../prefix (installed nginx); the module goes to
 # build/modules/nginx-<version>/ through the Makefile's `module` target, so later runs rebuild
-# only what changed. NGINX_CONFIGURE_FLAGS (from the Makefile) are the pinned build's flags.
+# only what changed. NGINX_CONFIGURE_FLAGS (from the Makefile): the configure flags.
 #
 # No tarballs (a fresh clone without ../shared): one line saying so, exit 0.
-# At the end a table: version, builds, loads, t/ passed/total, e2e passed/total; the exit
-# status is non-zero if any version fails anything.
+# At the end a table: version, builds, loads, then passed/total for each run ("-" where a
+# run does not apply); the exit status is non-zero if any version fails anything.
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-${NGINX_SRC_DIR:-$repo/../shared/nginx-src}}
-flags=${NGINX_CONFIGURE_FLAGS:---with-compat --with-debug --with-threads --with-http_ssl_module --with-http_v2_module}
+# the pinned build's flags but its --prefix
+flags=$(for f in ${NGINX_CONFIGURE_FLAGS:---with-compat --with-debug --with-http_v2_module}; do
+    case "$f" in --prefix=*) ;; *) printf '%s ' "$f" ;; esac
+done)
 module=ngx_http_next_upstream_status_module
 jobs=$(nproc 2>/dev/null || echo 2)
 
@@ -33,12 +38,26 @@ report=$work/report.txt
 : >"$report"
 failed=0
 
+# The module's own t/ files, the ones run again over HTTP/2 (t/00-harness.t tests the
+# harness, not the module).
+h2_files=$(cd "$repo" && grep -l '^use UpstreamProtocol;' t/*.t | grep -v '^t/00-harness\.t$')
+
 # prove's summary as "passed/total": Tests=N minus the failed subtests it lists.
 tally() {
     awk '/^Files=.*Tests=/ { sub(/.*Tests=/, ""); sub(/,.*/, ""); total = $0 }
          /Failed [0-9]+\/[0-9]+ subtests/ { split($2, f, "/"); bad += f[1] }
-         /Parse errors|Bad plan|Wstat/ { broken = 1 }
+         /Parse errors|Bad plan/ { broken = 1 }
          END { printf "%d/%d%s", total - bad, total, broken ? " (file errors)" : "" }' "$1"
+}
+
+# Runs prove with the rest of the arguments, its output to $1; prints the tally, and on
+# stderr what failed.
+run_prove() {
+    out=$1
+    shift
+    (cd "$repo" && prove "$@") >"$out" 2>&1 || true
+    grep -q '^Result: PASS' "$out" || grep -E '(\.t \.\.|Failed test)' "$out" | tail -30 >&2
+    tally "$out"
 }
 
 for tarball in $tarballs; do
@@ -49,8 +68,9 @@ for tarball in $tarballs; do
     nginx=$prefix/sbin/nginx
     so=$repo/build/modules/nginx-$version/$module.so
     log=$work/nginx-$version.log
-    builds=no loads=no t_result=- e2e_result=-
+    builds=no loads=no t_h1=- t_h2=- e2e=-
     echo "==> nginx $version ($tarball)"
+    rm -f "$work"/*-"$version".txt
 
     if [ ! -f "$tree/objs/Makefile" ] || [ "$tarball" -nt "$tree/objs/Makefile" ]; then
         rm -rf "$tree"
@@ -83,26 +103,27 @@ for tarball in $tarballs; do
     fi
 
     if [ "$loads" = yes ]; then
-        out=$work/prove-t-$version.txt
-        TEST_NGINX_BINARY=$nginx TEST_NGINX_LOAD_MODULES=$so \
-        TEST_NGINX_SERVROOT=$work/servroot-$version \
-            prove -I "$repo/t/lib" "$repo/t/" >"$out" 2>&1 || true
-        t_result=$(tally "$out")
-        grep -q '^Result: PASS' "$out" || { grep -E '^(t/|Failed|not ok)' "$out" | tail -30; failed=1; }
-
-        out=$work/prove-e2e-$version.txt
-        NGINX_BINARY=$nginx NGX_MODULE=$so prove "$repo/t/e2e" >"$out" 2>&1 || true
-        e2e_result=$(tally "$out")
-        grep -q '^Result: PASS' "$out" || { tail -30 "$out"; failed=1; }
+        export TEST_NGINX_BINARY=$nginx TEST_NGINX_LOAD_MODULES=$so
+        export TEST_NGINX_SERVROOT=$work/servroot-$version
+        t_h1=$(TEST_NGINX_UPSTREAM_HTTP=1.1 run_prove "$work/t-http1-$version.txt" -I t/lib t/)
+        printf 'load_module %s;\nevents {}\nhttp { proxy_http_version 2; }\n' "$so" >"$conf"
+        if "$nginx" -t -p "$prefix" -c "$conf" >/dev/null 2>&1; then
+            # shellcheck disable=SC2086 # a list of files
+            t_h2=$(TEST_NGINX_UPSTREAM_HTTP=2 run_prove "$work/t-http2-$version.txt" -I t/lib $h2_files)
+        fi
+        e2e=$(NGINX_BINARY=$nginx NGX_MODULE=$so run_prove "$work/e2e-$version.txt" t/e2e/registry.t)
+        for out in "$work"/*-"$version".txt; do
+            grep -q '^Result: PASS' "$out" || failed=1
+        done
     else
         failed=1
     fi
-    printf '| %s | %s | %s | %s | %s |\n' "$version" "$builds" "$loads" "$t_result" \
-        "$e2e_result" | tee -a "$report"
+    printf '| %s | %s | %s | %s | %s | %s |\n' "$version" "$builds" "$loads" "$t_h1" "$t_h2" \
+        "$e2e" | tee -a "$report"
 done
 
 echo
-echo "| nginx | builds | loads | t/ passed/total | e2e passed/total |"
-echo "| --- | --- | --- | --- | --- |"
+echo "| nginx | builds | loads | t/, HTTP/1.1 upstreams | t/, HTTP/2 upstreams | registry e2e |"
+echo "| --- | --- | --- | --- | --- | --- |"
 cat "$report"
 exit "$failed"

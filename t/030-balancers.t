@@ -253,3 +253,125 @@ a
 [alert]
 [error]
 
+
+
+
+=== TEST 12: sticky cookie: the server the cookie names answers 404, the next one is asked
+The cookie then names the server that gave the answer.
+--- skip_nginx: 5: < 1.29.6
+--- http_config
+    upstream u {
+        server 127.0.0.1:1985 route=a;
+        server 127.0.0.1:1986 route=b;
+        sticky cookie srv;
+    }
+    server { listen 127.0.0.1:1985; location / { return 404 "a\n"; } }
+    server { listen 127.0.0.1:1986; location / { return 200 "b\n"; } }
+--- config
+    location / {
+        proxy_pass http://u;
+        proxy_next_upstream_status 404;
+        add_header X-Status $upstream_status always;
+        add_header X-Addr $upstream_addr always;
+    }
+--- request
+GET /t
+--- more_headers
+Cookie: srv=a
+--- error_code: 200
+--- response_headers
+X-Status: 404, 200
+X-Addr: 127.0.0.1:1985, 127.0.0.1:1986
+--- raw_response_headers_like: Set-Cookie: srv=b\b
+--- response_body
+b
+
+
+
+=== TEST 13: sticky route: the routed server's 404 is passed on
+--- skip_nginx: 4: < 1.29.6
+--- http_config
+    upstream u {
+        server 127.0.0.1:1985 route=a;
+        server 127.0.0.1:1986 route=b;
+        sticky route $arg_route;
+    }
+    server { listen 127.0.0.1:1985; location / { return 404 "a\n"; } }
+    server { listen 127.0.0.1:1986; location / { return 200 "b\n"; } }
+--- config
+    location / {
+        proxy_pass http://u;
+        proxy_next_upstream_status 404;
+        add_header X-Status $upstream_status always;
+        add_header X-Addr $upstream_addr always;
+    }
+--- request
+GET /t?route=a
+--- error_code: 200
+--- response_headers
+X-Status: 404, 200
+X-Addr: 127.0.0.1:1985, 127.0.0.1:1986
+--- response_body
+b
+
+
+
+=== TEST 14: sticky learn: the session is learned from the server that answered after a 404
+The first request goes to a (round robin), which answers 404, then to b, whose cookie
+starts the session; the session's requests then go to b first (without sticky, round robin
+would send the second to a).
+--- skip_nginx: 6: < 1.29.6
+--- http_config
+    upstream u {
+        server 127.0.0.1:1985;
+        server 127.0.0.1:1986;
+        sticky learn create=$upstream_cookie_sid lookup=$cookie_sid zone=sessions:1m;
+    }
+    server { listen 127.0.0.1:1985; location / { return 404 "a\n"; } }
+    server {
+        listen 127.0.0.1:1986;
+        location /login { add_header Set-Cookie "sid=s1"; return 200 "b\n"; }
+        location / { return 200 "b\n"; }
+    }
+--- config
+    location / {
+        proxy_pass http://u;
+        proxy_next_upstream_status 404;
+        add_header X-Status $upstream_status always;
+    }
+--- request eval
+["GET /login", "GET /t", "GET /t"]
+--- more_headers eval
+["", "Cookie: sid=s1", "Cookie: sid=s1"]
+--- error_code eval
+[200, 200, 200]
+--- response_headers eval
+["X-Status: 404, 200", "X-Status: 200", "X-Status: 200"]
+
+
+
+=== TEST 15: least_time: the primary's 404 goes on to the backup
+--- skip_nginx: 4: < 1.31.0
+--- http_config
+    upstream u {
+        least_time header;
+        server 127.0.0.1:1985;
+        server 127.0.0.1:1986 backup;
+    }
+    server { listen 127.0.0.1:1985; location / { return 404 "a\n"; } }
+    server { listen 127.0.0.1:1986; location / { return 200 "b\n"; } }
+--- config
+    location / {
+        proxy_pass http://u;
+        proxy_next_upstream_status 404;
+        add_header X-Status $upstream_status always;
+        add_header X-Addr $upstream_addr always;
+    }
+--- request
+GET /t
+--- error_code: 200
+--- response_headers
+X-Status: 404, 200
+X-Addr: 127.0.0.1:1985, 127.0.0.1:1986
+--- response_body
+b

@@ -392,7 +392,7 @@ never checked
 --- tcp_reply eval
 "HTTP/1.1 201 Created\r\nX-From: tcp\r\nContent-Length: 6\r\n\r\nhello\n"
 --- tcp_query eval
-"GET /t?a=1 HTTP/1.0\r\nConnection: close\r\nHost: tcp\r\nX-Test: 1\r\n\r\n"
+"GET /t?a=1 HTTP/1.0\r\nHost: tcp\r\nX-Test: 1\r\n\r\n"
 --- request
 GET /t?a=1
 --- more_headers
@@ -414,7 +414,7 @@ hello
 --- tcp_listen: $TEST_NGINX_RAND_PORT_1
 --- tcp_reply eval
 "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
---- tcp_query_len: 100073
+--- tcp_query_len: 100054
 --- request eval
 "PUT /t\n" . ("x" x 100000)
 --- response_body
@@ -456,7 +456,7 @@ sub {
     my $body = "uri=$uri\n";
     return "HTTP/1.1 200 OK\r\nContent-Length: " . length($body) . "\r\n\r\n$body";
 }
---- tcp_query_len: 49
+--- tcp_query_len: 30
 --- request eval
 ["GET /a", "GET /b", "GET /c"]
 --- response_body eval
@@ -496,7 +496,7 @@ request, and send nothing.
 --- tcp_shutdown: 1
 --- tcp_shutdown_delay: 0.2
 --- tcp_query eval
-"GET /t HTTP/1.0\r\nConnection: close\r\nHost: tcp\r\n\r\n"
+"GET /t HTTP/1.0\r\nHost: tcp\r\n\r\n"
 --- request
 GET /t
 --- error_code: 502

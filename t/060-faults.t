@@ -505,7 +505,7 @@ after the first server's 404.
 --- tcp_reply eval
 "HTTP/1.1 200 OK\r\nContent-Ty"
 --- tcp_query eval
-"GET /other HTTP/1.0\r\nConnection: close\r\nHost: u\r\n\r\n"
+"GET /other HTTP/1.0\r\nHost: u\r\n\r\n"
 --- request eval
 ["GET /other", "GET /t"]
 --- error_code eval
@@ -536,7 +536,7 @@ body; it answers only when all of it came.
 --- tcp_reply eval
 "HTTP/1.1 201 Created\r\nContent-Length: 7\r\n\r\nstored\n"
 --- tcp_query eval
-"PUT /t HTTP/1.0\r\nConnection: close\r\nHost: u\r\nContent-Length: 1048576\r\n\r\n" . main::put_body()
+"PUT /t HTTP/1.0\r\nHost: u\r\nContent-Length: 1048576\r\n\r\n" . main::put_body()
 --- request eval
 "PUT /t\n" . main::put_body()
 --- error_code: 201
@@ -865,7 +865,7 @@ next_upstream_status: no later server gave an answer (502), sending the 404 answ
 --- tcp_reply eval
 "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 7\r\n\r\ncached\n"
 --- tcp_query eval
-"GET /t HTTP/1.0\r\nConnection: close\r\nHost: u\r\n\r\n"
+"GET /t HTTP/1.0\r\nHost: u\r\n\r\n"
 --- request eval
 ["GET /t", "GET /t"]
 --- error_code eval
@@ -1028,3 +1028,30 @@ client got the kept 404; the second request would then be a HIT with nginx's 502
 ["X-Cache: MISS\nX-Site: a\nX-Status: 404, 502", "X-Cache: MISS\nX-Site: a\nX-Status: 404, 502"]
 --- response_body eval
 ["a\n", "a\n"]
+
+
+
+=== TEST 33: an early hints response (103) before the listed status: the request is passed on
+nginx 1.29.0+ reads a 103 and then the final answer from the same server; the module judges
+only the final one.
+--- skip_nginx: 3: < 1.29.0
+--- http_config
+    upstream u { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; server 127.0.0.1:1986 backup; }
+    server { listen 127.0.0.1:1986; location / { return 200 "b\n"; } }
+--- config
+    location / {
+        proxy_pass http://u;
+        proxy_next_upstream_status 404;
+        add_header X-Status $upstream_status always;
+    }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_1
+--- tcp_reply eval
+"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+. "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\nConnection: close\r\n\r\na\n"
+--- request
+GET /t
+--- error_code: 200
+--- response_headers
+X-Status: 404, 200
+--- response_body
+b

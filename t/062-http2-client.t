@@ -200,7 +200,7 @@ gone
 --- tcp_reply eval
 "HTTP/1.1 201 Created\r\nContent-Length: 7\r\n\r\nstored\n"
 --- tcp_query eval
-"PUT /t HTTP/1.0\r\nConnection: close\r\nHost: u\r\nContent-Length: 11\r\n\r\nhello world"
+"PUT /t HTTP/1.0\r\nHost: u\r\nContent-Length: 11\r\n\r\nhello world"
 --- request
 PUT /t
 hello world

@@ -12,9 +12,12 @@ package UpstreamProtocol;
 #   `proxy_http_version $TEST_NGINX_UPSTREAM_HTTP;` at the http level: "1.1" (the default),
 #   or "2" for HTTP/2 to the servers (nginx 1.29.4+), which also turns `http2 on` for the
 #   block's servers (cleartext h2; HTTP/1.1 clients are still served).
-# - A block with a raw TCP server (--- tcp_listen) gets one HTTP/1.0 request per connection,
-#   `proxy_http_version 1.0; proxy_set_header Connection close;`, whatever the mode: its
-#   tcp_reply and tcp_query are HTTP/1 bytes. Over HTTP/2 such a block is skipped.
+# - A block with a raw TCP server (--- tcp_listen) gets HTTP/1.0 without a Connection header,
+#   `proxy_http_version 1.0; proxy_set_header Connection "";`, whatever the mode: its
+#   tcp_reply and tcp_query are HTTP/1 bytes, the same on every version (nginx before
+#   1.29.7 sends "Connection: close" by default, later ones nothing; a Connection header
+#   set in nginx.conf goes before Host before 1.31.x, after it since). Over HTTP/2 such a
+#   block is skipped.
 #
 # A block's own proxy_http_version or proxy_set_header in a location overrides these, as in
 # any nginx.conf. Keepalive to the servers is left to the nginx version unless a block
@@ -39,7 +42,7 @@ Test::Nginx::Socket::add_block_preprocessor(sub {
             $block->set_value(SKIP => 1);
             return;
         }
-        $stated = "proxy_http_version 1.0;\n    proxy_set_header Connection close;\n";
+        $stated = "proxy_http_version 1.0;\n    proxy_set_header Connection \"\";\n";
     } elsif ($Protocol eq '2') {
         $stated = "proxy_http_version 2;\n    http2 on;\n";
     } else {

@@ -91,8 +91,14 @@ pub mod tests {
 
     #[test]
     fn walks_whole_frames() {
-        let bytes = [frame(0x4, 0, 0, &[0; 6]), frame(DATA, END_STREAM, 3, b"abc")].concat();
-        let kinds: Vec<_> = frames(&bytes).map(|f| (f.kind, f.stream, f.payload)).collect();
+        let bytes = [
+            frame(0x4, 0, 0, &[0; 6]),
+            frame(DATA, END_STREAM, 3, b"abc"),
+        ]
+        .concat();
+        let kinds: Vec<_> = frames(&bytes)
+            .map(|f| (f.kind, f.stream, f.payload))
+            .collect();
         assert_eq!(kinds, [(0x4, 0, &[0u8; 6][..]), (DATA, 3, &b"abc"[..])]);
         assert_eq!(frames(&bytes[..bytes.len() - 1]).count(), 1, "cut off");
         assert_eq!(frames(&bytes[..4]).count(), 0, "cut off header");
@@ -139,7 +145,11 @@ pub mod tests {
         let mut cut = sent(3);
         cut.truncate(cut.len() - 2);
         assert!(renumber_for_new_connection(&mut cut));
-        assert_eq!(cut[..cut.len() - 13], sent(1)[..cut.len() - 13], "whole frames renumbered");
+        assert_eq!(
+            cut[..cut.len() - 13],
+            sent(1)[..cut.len() - 13],
+            "whole frames renumbered"
+        );
 
         let mut http1 = b"GET / HTTP/1.1\r\n\r\n".to_vec();
         assert!(!renumber_for_new_connection(&mut http1));

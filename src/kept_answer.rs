@@ -74,8 +74,9 @@ pub fn body_to_keep(framing: Framing, declared: i64, read: &[u8], bodiless: bool
         Framing::Http1 => usize::try_from(declared)
             .ok()
             .filter(|&len| len <= read.len()),
-        Framing::Http2 => http2_data_len(read)
-            .filter(|&len| declared < 0 || usize::try_from(declared) == Ok(len)),
+        Framing::Http2 => {
+            http2_data_len(read).filter(|&len| declared < 0 || usize::try_from(declared) == Ok(len))
+        }
     };
     match len {
         Some(len) => KeptBody::Whole(Body { framing, read, len }),
@@ -114,9 +115,14 @@ fn http2_data(frames: &[u8]) -> impl Iterator<Item = Result<(&[u8], bool), NotWh
         Some(match frame.kind {
             http2::DATA if ours => {
                 ended = frame.flags & http2::END_STREAM != 0;
-                http2::unpadded(&frame).map(|data| (data, ended)).ok_or(NotWhole)
+                http2::unpadded(&frame)
+                    .map(|data| (data, ended))
+                    .ok_or(NotWhole)
             }
-            http2::DATA | http2::HEADERS | http2::CONTINUATION | http2::RST_STREAM
+            http2::DATA
+            | http2::HEADERS
+            | http2::CONTINUATION
+            | http2::RST_STREAM
             | http2::PUSH_PROMISE
                 if frame.stream != 0 =>
             {
@@ -155,6 +161,9 @@ mod tests {
     use super::*;
     use crate::http2::tests::frame;
 
+    /// The body kept, or `None` when it is dropped.
+    type Expected = Option<&'static [u8]>;
+
     fn kept(framing: Framing, declared: i64, read: &[u8], bodiless: bool) -> Option<Vec<u8>> {
         match body_to_keep(framing, declared, read, bodiless) {
             KeptBody::Whole(body) => {
@@ -170,7 +179,7 @@ mod tests {
     fn http1_body() {
         let read = b"not here\nHTTP/1.1 200 OK";
         #[rustfmt::skip]
-        let cases: &[(i64, &[u8], bool, Option<&[u8]>)] = &[
+        let cases: &[(i64, &[u8], bool, Expected)] = &[
             (9,  read,        false, Some(b"not here\n")),
             (0,  b"",         false, Some(b"")),
             (3,  b"abc",      false, Some(b"abc")),
@@ -199,7 +208,7 @@ mod tests {
         let reset = frame(0x3, 0, 1, &[0, 0, 0, 8]);
         let whole = data(END, b"not on a\n");
         #[rustfmt::skip]
-        let cases: &[(&str, i64, Vec<u8>, Option<&[u8]>)] = &[
+        let cases: &[(&str, i64, Vec<u8>, Expected)] = &[
             ("one frame",             9, whole.clone(),                                Some(b"not on a\n")),
             ("no length declared",   -1, whole.clone(),                                Some(b"not on a\n")),
             ("two frames",           -1, [data(0, b"not "), data(END, b"on a\n")].concat(), Some(b"not on a\n")),
@@ -228,7 +237,11 @@ mod tests {
                 "{name}"
             );
         }
-        assert_eq!(kept(Framing::Http2, 9, &whole, true).as_deref(), Some(&b""[..]), "HEAD");
+        assert_eq!(
+            kept(Framing::Http2, 9, &whole, true).as_deref(),
+            Some(&b""[..]),
+            "HEAD"
+        );
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! 1.29.3 and later (see the C file), so none of its bitfield accessors is used.
 
 use ngx::ffi::{
-    ngx_buf_t, ngx_connection_t, ngx_http_request_t, ngx_http_upstream_conf_t,
-    ngx_http_upstream_t, ngx_uint_t,
+    ngx_buf_t, ngx_connection_t, ngx_http_request_t, ngx_http_upstream_conf_t, ngx_http_upstream_t,
+    ngx_uint_t,
 };
 
 mod c {
@@ -22,7 +22,11 @@ mod c {
         pub fn ngx_http_nus_upstream_conf_intercept_404(
             conf: *const ngx_http_upstream_conf_t,
         ) -> ngx_uint_t;
-        pub fn ngx_http_nus_buf_set_last(b: *mut ngx_buf_t, in_memory: ngx_uint_t, last: ngx_uint_t);
+        pub fn ngx_http_nus_buf_set_last(
+            b: *mut ngx_buf_t,
+            in_memory: ngx_uint_t,
+            last: ngx_uint_t,
+        );
     }
 }
 

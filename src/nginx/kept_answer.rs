@@ -51,7 +51,11 @@ impl KeptAnswer {
         let (body, content_length, body_dropped) =
             match body_to_keep(framing(u), declared, read, bodiless) {
                 KeptBody::Whole(body) => {
-                    let length = if bodiless { declared } else { body.len() as off_t };
+                    let length = if bodiless {
+                        declared
+                    } else {
+                        body.len() as off_t
+                    };
                     (pool_copy(r.pool, body)?, length, false)
                 }
                 KeptBody::Dropped => (ngx_str_t::empty(), 0, true),

@@ -35,10 +35,10 @@ use ngx::http::{
 };
 
 use crate::decision::{self, Attempt};
-use crate::kept_answer::{self, Framing};
 use crate::http2;
-use crate::nginx::conf::{LocConf, RetryOn};
+use crate::kept_answer::{self, Framing};
 use crate::nginx::bitfields;
+use crate::nginx::conf::{LocConf, RetryOn};
 use crate::nginx::kept_answer::KeptAnswer;
 use crate::nginx::log::{log_alert, log_info};
 use crate::nginx::Module;
@@ -100,7 +100,10 @@ impl Originals {
 /// upstream's output with itself, its HTTP/2 sibling (`proxy_http_version 2`, nginx
 /// 1.29.4+) with its own. Only asked of `proxy_pass` requests.
 pub fn framing(u: &ngx_http_upstream_t) -> Framing {
-    if ptr::eq(u.output.tag.cast_const(), ptr::addr_of!(ngx_http_proxy_module).cast()) {
+    if ptr::eq(
+        u.output.tag.cast_const(),
+        ptr::addr_of!(ngx_http_proxy_module).cast(),
+    ) {
         Framing::Http1
     } else {
         Framing::Http2
@@ -392,7 +395,6 @@ fn attempt(r: &ngx_http_request_t, u: &ngx_http_upstream_t, retry_on: &RetryOn) 
         revalidates_cache: revalidates_cache(u),
     }
 }
-
 
 /// The same test `ngx_http_upstream_test_next()` makes before serving a revalidated entry.
 #[cfg(ngx_feature = "http_cache")]

@@ -30,66 +30,63 @@ mod c {
     }
 }
 
-// SAFETY (all below): each C function reads or writes one bitfield of the structure behind
-// the reference it is given, and nothing else.
-
 /// `r->request_body_no_buffering`: the body is streamed to the server as it comes.
 pub fn request_body_no_buffering(r: &ngx_http_request_t) -> bool {
-    // SAFETY: see above.
+    // SAFETY: `r` is a live request (a reference); the C function reads one bitfield of it.
     unsafe { c::ngx_http_nus_request_body_no_buffering(r) != 0 }
 }
 
 /// `r->cached`: the response comes from the cache.
 pub fn request_cached(r: &ngx_http_request_t) -> bool {
-    // SAFETY: see above.
+    // SAFETY: `r` is a live request (a reference); the C function reads one bitfield of it.
     unsafe { c::ngx_http_nus_request_cached(r) != 0 }
 }
 
 /// Sets `r->error_page`: an error page is being sent, so no `error_page` redirect applies.
 pub fn set_error_page(r: &mut ngx_http_request_t) {
-    // SAFETY: see above.
+    // SAFETY: `r` is a live request (a reference); the C function writes one bitfield of it.
     unsafe { c::ngx_http_nus_request_set_error_page(r) }
 }
 
 /// `c->error`: the connection failed (the client went away).
 pub fn connection_error(c: &ngx_connection_t) -> bool {
-    // SAFETY: see above.
+    // SAFETY: `c` is a live connection (a reference); the C function reads one bitfield of it.
     unsafe { c::ngx_http_nus_connection_error(c) != 0 }
 }
 
 /// `u->request_sent`: (part of) the request went to the current server.
 pub fn request_sent(u: &ngx_http_upstream_t) -> bool {
-    // SAFETY: see above.
+    // SAFETY: `u` is a live upstream (a reference); the C function reads one bitfield of it.
     unsafe { c::ngx_http_nus_upstream_request_sent(u) != 0 }
 }
 
 /// `u->header_sent`: the response header went to the client.
 pub fn header_sent(u: &ngx_http_upstream_t) -> bool {
-    // SAFETY: see above.
+    // SAFETY: `u` is a live upstream (a reference); the C function reads one bitfield of it.
     unsafe { c::ngx_http_nus_upstream_header_sent(u) != 0 }
 }
 
 /// `u->cache_status` (`NGX_HTTP_CACHE_*`; 0 without the cache).
 pub fn cache_status(u: &ngx_http_upstream_t) -> ngx_uint_t {
-    // SAFETY: see above.
+    // SAFETY: `u` is a live upstream (a reference); the C function reads one bitfield of it.
     unsafe { c::ngx_http_nus_upstream_cache_status(u) }
 }
 
 /// Clears `u->cacheable`: nothing of this request is stored in the cache.
 pub fn set_uncacheable(u: &mut ngx_http_upstream_t) {
-    // SAFETY: see above.
+    // SAFETY: `u` is a live upstream (a reference); the C function writes one bitfield of it.
     unsafe { c::ngx_http_nus_upstream_set_uncacheable(u) }
 }
 
 /// `conf->intercept_404` (`proxy_intercept_errors` for 404 only, set by the SSI module).
 pub fn intercept_404(conf: &ngx_http_upstream_conf_t) -> bool {
-    // SAFETY: see above.
+    // SAFETY: `conf` is a live upstream configuration (a reference); the C function reads one bitfield of it.
     unsafe { c::ngx_http_nus_upstream_conf_intercept_404(conf) != 0 }
 }
 
 /// Marks `b` as the last buffer of its chain: in memory if it has data, and the last of
 /// the response if `last_buf`.
 pub fn set_last_buf(b: &mut ngx_buf_t, in_memory: bool, last_buf: bool) {
-    // SAFETY: see above.
+    // SAFETY: `b` is a live buffer (a reference); the C function writes one bitfield of it.
     unsafe { c::ngx_http_nus_buf_set_last(b, in_memory.into(), last_buf.into()) }
 }

@@ -13,8 +13,9 @@
 # only what changed. NGINX_CONFIGURE_FLAGS (from the Makefile): the configure flags.
 #
 # No tarballs (a fresh clone without ../shared): one line saying so, exit 0.
-# At the end a table: version, builds, loads, then passed/total for each run ("-" where a
-# run does not apply); the exit status is non-zero if any version fails anything.
+# At the end a table: version, builds, loads, passed/total for each run ("-" where a run
+# does not apply), and the time it all took (build included); the exit status is non-zero
+# if any version fails anything.
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -69,6 +70,7 @@ for tarball in $tarballs; do
     so=$repo/build/modules/nginx-$version/$module.so
     log=$work/nginx-$version.log
     builds=no loads=no t_h1=- t_h2=- e2e=-
+    started=$(date +%s)
     echo "==> nginx $version ($tarball)"
     rm -f "$work"/*-"$version".txt
 
@@ -118,12 +120,12 @@ for tarball in $tarballs; do
     else
         failed=1
     fi
-    printf '| %s | %s | %s | %s | %s | %s |\n' "$version" "$builds" "$loads" "$t_h1" "$t_h2" \
-        "$e2e" | tee -a "$report"
+    printf '| %s | %s | %s | %s | %s | %s | %s s |\n' "$version" "$builds" "$loads" "$t_h1" \
+        "$t_h2" "$e2e" "$(($(date +%s) - started))" | tee -a "$report"
 done
 
 echo
-echo "| nginx | builds | loads | t/, HTTP/1.1 upstreams | t/, HTTP/2 upstreams | registry e2e |"
-echo "| --- | --- | --- | --- | --- | --- |"
+echo "| nginx | builds | loads | t/, HTTP/1.1 upstreams | t/, HTTP/2 upstreams | registry e2e | time |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
 cat "$report"
 exit "$failed"

@@ -5,7 +5,8 @@
 //! - [`directive`]: parsing the directive's arguments;
 //! - [`statuses`], [`methods`]: the sets it lists;
 //! - [`decision`]: whether a response passes the request on;
-//! - [`kept_answer`]: what is kept of a passed-over answer, and when it replaces nginx's 502.
+//! - [`kept_answer`]: what is kept of a passed-over answer, and when it replaces nginx's 502;
+//! - [`metrics`]: the counters' zone directive and their Prometheus text form.
 //!
 //! The nginx side (`nginx`, behind the default `nginx` feature): the module's statics and
 //! registration, its configuration (`nginx::conf`), the hooks into nginx's upstream machinery
@@ -15,6 +16,7 @@ pub mod decision;
 pub mod directive;
 pub mod kept_answer;
 pub mod methods;
+pub mod metrics;
 pub mod statuses;
 
 #[cfg(feature = "nginx")]

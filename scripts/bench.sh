@@ -221,13 +221,16 @@ upstream_servers() {
 upstream_keepalive=$((conns * 8))
 
 # front_conf DIR PORT KIND MODE
-#   KIND: stock_200 mod_200 modother_200 stock_404xN mod_404xN work_404 mod_410
+#   KIND: stock_200 mod_200 modother_200 stock_404xN mod_404xN work_404 mod_410, and
+#         modzone_200 modzone_404x1: as mod_*, with next_upstream_status_zone (counters)
 #   MODE: "daemon" (master + 1 worker), "single" (master_process off, daemon off: for
 #         valgrind), "debug" (single, error_log at debug: for the pool figures)
 # Every front has the same locations and upstream blocks; only the module's load_module
 # and directives, and stock's proxy_next_upstream / intercept_errors differ.
 front_conf() {
     local dir=$1 port=$2 kind=$3 mode=$4 up directive="" other="" load="" single="" level=error
+    local zone=""
+    case "$kind" in modzone_*) zone="next_upstream_status_zone bench 1m;"; kind=mod_${kind#modzone_} ;; esac
     case "$kind" in
         stock_200) up=ok ;;
         modunused_200) up=ok ;;
@@ -253,6 +256,7 @@ pid logs/nginx.pid;
 events { worker_connections 4096; }
 http {
     access_log off;
+    $zone
     keepalive_requests 10000000;
     keepalive_timeout 300s;
     proxy_http_version 1.1;
@@ -545,8 +549,10 @@ measured_fronts='stock_200|a: 200, no module
 modunused_200|200, module loaded, directive nowhere
 modother_200|a2: 200, module, directive only in another location
 mod_200|a: 200, module, directive on
+modzone_200|a: 200, module, directive on, counters zone
 stock_404x1|b: 404 then 200, stock http_404
 mod_404x1|b: 404 then 200, module
+modzone_404x1|b: 404 then 200, module, counters zone
 work_404|c: 404 then 200, intercept_errors + error_page
 mod_410|d: 410 then 200, module'
 

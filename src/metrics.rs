@@ -4,6 +4,7 @@
 //! a count is kept, and rendering a snapshot of the counters in the Prometheus text exposition
 //! format 0.0.4. The shared memory they live in is `nginx::metrics`'s business.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use thiserror::Error;
@@ -120,15 +121,17 @@ pub fn escape_label_value(value: &[u8], out: &mut String) {
     }
 }
 
-/// The `upstream` label: an `upstream {}` block's name, or `host:port` for the block that
+/// The `upstream` label: an `upstream {}` block's name (borrowed: no allocation on the
+/// retry path), or `host:port` for the block that
 /// `proxy_pass http://host:port` makes implicitly.
-pub fn upstream_label(host: &[u8], port: u16, implicit: bool) -> Vec<u8> {
-    let mut label = host.to_vec();
-    if implicit && port != 0 {
-        label.push(b':');
-        label.extend_from_slice(port.to_string().as_bytes());
+pub fn upstream_label(host: &[u8], port: u16, implicit: bool) -> Cow<'_, [u8]> {
+    if !implicit || port == 0 {
+        return Cow::Borrowed(host);
     }
-    label
+    let mut label = host.to_vec();
+    label.push(b':');
+    label.extend_from_slice(port.to_string().as_bytes());
+    Cow::Owned(label)
 }
 
 /// The hash under which a counter is filed in the zone (FNV-1a over its key).
@@ -305,7 +308,7 @@ mod tests {
         ];
         for &(host, port, implicit, expected) in cases {
             assert_eq!(
-                upstream_label(host.as_bytes(), port, implicit),
+                &upstream_label(host.as_bytes(), port, implicit)[..],
                 expected.as_bytes(),
                 "{host}"
             );

@@ -36,13 +36,11 @@ b
 --- error_log eval
 [
     "next_upstream_status: hooked request, tries: 2",
-    qr/next_upstream_status: upstream answered 404, peer: "127\.0\.0\.1:\d+"/,
-    "next_upstream_status: passing on",
+    qr/next_upstream_status: upstream answered 404, peer: "127\.0\.0\.1:\d+": passing on$/,
     "next_upstream_status: answer kept",
     "next_upstream_status: retry staged: 404 shown to nginx as 404",
     "next_upstream_status: configuration and status 404 restored",
-    qr/next_upstream_status: upstream answered 200, peer: "127\.0\.0\.1:\d+"/,
-    "next_upstream_status: not passing on: status not listed",
+    qr/next_upstream_status: upstream answered 200, peer: "127\.0\.0\.1:\d+": not passing on: status not listed$/,
 ]
 --- no_error_log
 kept answer due
@@ -65,9 +63,8 @@ every server tried
 --- request
 GET /t
 --- error_code: 410
---- error_log
-next_upstream_status: upstream answered 410
-next_upstream_status: not passing on: status not listed
+--- error_log eval
+qr/next_upstream_status: upstream answered 410, peer: "127\.0\.0\.1:\d+": not passing on: status not listed$/
 --- no_error_log
 retry staged
 
@@ -89,7 +86,7 @@ retry staged
 DELETE /t
 --- error_code: 404
 --- error_log
-next_upstream_status: not passing on: method not listed
+": not passing on: method not listed
 --- no_error_log
 retry staged
 
@@ -113,7 +110,7 @@ GET /t
 --- error_code: 404
 --- error_log
 next_upstream_status: hooked request
-next_upstream_status: not passing on: no tries left
+": not passing on: no tries left
 --- no_error_log
 retry staged
 every server tried
@@ -140,7 +137,7 @@ every server tried
 GET /t
 --- error_code: 404
 --- error_log
-next_upstream_status: not passing on: proxy_next_upstream_timeout passed
+": not passing on: proxy_next_upstream_timeout passed
 --- no_error_log
 retry staged
 
@@ -163,7 +160,7 @@ retry staged
 "PUT /t\n" . ("x" x 1048576)
 --- error_code: 404
 --- error_log
-next_upstream_status: not passing on: request body streamed
+": not passing on: request body streamed
 --- no_error_log
 retry staged
 
@@ -186,7 +183,7 @@ POST /t
 x
 --- error_code: 404
 --- error_log
-next_upstream_status: not passing on: non-idempotent request sent, no "non_idempotent"
+": not passing on: non-idempotent request sent, no "non_idempotent"
 
 
 
@@ -218,7 +215,7 @@ next_upstream_status: not passing on: non-idempotent request sent, no "non_idemp
 --- error_code eval
 [410, 410]
 --- error_log eval
-[qr/next_upstream_status: not passing on: response from cache|"GET \/fill HTTP/]
+[qr/": not passing on: response from cache|"GET \/fill HTTP/]
 
 
 
@@ -249,7 +246,7 @@ sub {
 --- error_code eval
 [200, 200]
 --- error_log eval
-[qr/next_upstream_status: not passing on: 304 revalidates the cache|upstream answered 200/]
+[qr/": not passing on: 304 revalidates the cache|upstream answered 200/]
 
 
 
@@ -342,7 +339,7 @@ GET /t
 b
 --- error_log
 next_upstream_status: retry staged
-next_upstream_status: not passing on: no tries left
+": not passing on: no tries left
 next_upstream_status: every server tried answered a listed status
 
 

@@ -309,20 +309,24 @@ unsafe extern "C" fn process_header_with_status_retry(r: *mut ngx_http_request_t
     let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
     // SAFETY: `retry_on` points into the location's configuration, which outlives requests.
     let retry_on = unsafe { &*ctx.retry_on };
-    let status = u.headers_in.status_n;
-    log_debug!(
-        rr.connection,
-        "upstream answered {}, peer: \"{}\"",
-        status,
-        peer_name(u)
-    );
     // The common answer is not listed: decided here, the rest out of line.
-    if retry_on.statuses.contains(status) {
+    if retry_on.statuses.contains(u.headers_in.status_n) {
         consider_retry(rr, u, ctx, retry_on);
     } else {
-        log_debug!(rr.connection, "{}", Verdict::NotListed.reason());
+        trace_verdict(rr, u, Verdict::NotListed);
     }
     rc
+}
+
+/// The status seen and what was decided, in one debug line.
+fn trace_verdict(r: &ngx_http_request_t, u: &ngx_http_upstream_t, verdict: Verdict) {
+    log_debug!(
+        r.connection,
+        "upstream answered {}, peer: \"{}\": {}",
+        u.headers_in.status_n,
+        peer_name(u),
+        verdict.reason()
+    );
 }
 
 #[cold]
@@ -334,7 +338,7 @@ fn consider_retry(
     retry_on: &RetryOn,
 ) {
     let verdict = decision::verdict(&retry_on.statuses, &attempt(r, u, retry_on));
-    log_debug!(r.connection, "{}", verdict.reason());
+    trace_verdict(r, u, verdict);
     if verdict == Verdict::PassOn {
         stage_retry(r, u, ctx, retry_on);
         return;

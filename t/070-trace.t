@@ -188,10 +188,12 @@ x
 
 
 === TEST 8: a stale cached response is not passed on: "response from cache"
+/fill caches the TCP server's 410, already expired; /t's servers refuse, so nginx serves the
+stale entry, parsing its header with tries left.
 --- http_config
     proxy_cache_path cache levels=1 keys_zone=c:1m;
+    upstream fill { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
     upstream u {
-        server 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
         server 127.0.0.1:$TEST_NGINX_RAND_PORT_2;
         server 127.0.0.1:$TEST_NGINX_RAND_PORT_3;
     }
@@ -199,7 +201,7 @@ x
     proxy_cache c;
     proxy_cache_key k;
     location /fill {
-        proxy_pass http://u;
+        proxy_pass http://fill;
     }
     location /t {
         proxy_pass http://u;

@@ -7,8 +7,8 @@
 # Environment: TEST_NGINX_BINARY (default build/nginx/sbin/nginx), TEST_NGINX_LOAD_MODULES
 # (default build/modules/ngx_http_next_upstream_status_module.so), METRICS_TEST_CLIENTS
 # (concurrent clients, default 8), METRICS_TEST_REQUESTS (requests per client and round,
-# default 150), METRICS_TEST_SERVROOT (default t/servroot-metrics/, deleted at the start and
-# left in place at the end for reading the logs).
+# default 150), METRICS_TEST_SERVROOT (default $TEST_NGINX_SERVROOT-metrics, else
+# t/servroot-metrics/; deleted at the start and left in place at the end for reading the logs).
 #
 # One nginx with two workers (`listen ... reuseport`, so that both take connections) is the
 # front and its own backends: A answers 404, B 200, C 410, D refuses. The fronts' upstreams:
@@ -33,7 +33,8 @@ my @modules = map { abs_path($_) } split ' ',
     ($ENV{TEST_NGINX_LOAD_MODULES} // "$root/build/modules/ngx_http_next_upstream_status_module.so");
 my $clients = $ENV{METRICS_TEST_CLIENTS} // 8;
 my $requests = $ENV{METRICS_TEST_REQUESTS} // 150;
-my $prefix = abs_path($ENV{METRICS_TEST_SERVROOT} // "$root/t/servroot-metrics");
+my $prefix = abs_path($ENV{METRICS_TEST_SERVROOT}
+    // (defined $ENV{TEST_NGINX_SERVROOT} ? "$ENV{TEST_NGINX_SERVROOT}-metrics" : "$root/t/servroot-metrics"));
 my $python = '/usr/bin/python3';
 
 plan skip_all => "no nginx at $binary (make build)" unless -x $binary;

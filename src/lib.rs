@@ -10,7 +10,9 @@
 //!
 //! The nginx side (`nginx`, behind the default `nginx` feature): the module's statics and
 //! registration, its configuration (`nginx::conf`), the hooks into nginx's upstream machinery
-//! (`nginx::upstream`) and its log lines (`nginx::log`).
+//! (`nginx::upstream`), the kept answer's filters (`nginx::kept_answer`), the counters' zone
+//! and metrics location (`nginx::metrics`), the variables (`nginx::variables`) and its log
+//! lines (`nginx::log`).
 
 pub mod decision;
 pub mod directive;

@@ -111,7 +111,9 @@ pub unsafe extern "C" fn set_zone(
         }
     };
     // The name as nginx read it: it lives in the configuration pool, as the zone needs.
-    let name: *mut ngx_str_t = &mut args[1];
+    let Some(name) = args.get_mut(1).map(ptr::from_mut) else {
+        return NGX_CONF_ERROR;
+    };
     // SAFETY: `cf` is valid; the module's address is the zone's tag, so that a reload finds
     // the zone again and another module's zone of the same name is refused by nginx.
     let shm_zone = unsafe {

@@ -16,7 +16,7 @@ use ngx::ffi::{
 };
 use ngx::ngx_string;
 
-use crate::nginx::upstream::{request_ctx, RequestCtx, Serving};
+use crate::nginx::upstream::{request_ctx, RequestCtx, Retried, Serving};
 
 type GetVariable = unsafe extern "C" fn(
     *mut ngx_http_request_t,
@@ -49,7 +49,7 @@ pub unsafe fn add_variables(cf: *mut ngx_conf_t) -> ngx_int_t {
 }
 
 /// The request's counts, if a retry was ever staged for it.
-fn retried(r: *mut ngx_http_request_t) -> Option<&'static mut crate::nginx::upstream::Retried> {
+fn retried<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut Retried> {
     // SAFETY: nginx evaluates variables with a valid request.
     unsafe { request_ctx(r) }.and_then(RequestCtx::retried)
 }

@@ -28,7 +28,7 @@
 #   --duration S          seconds per wrk run (default 3)
 #   --rounds N            pairs of runs per scenario (default 5)
 #   --connections C       wrk connections (default 16)
-#   --scenarios "a b..."  a subset of: a a2 b c d e (default: all)
+#   --scenarios "a b..."  a subset of: a a2 b c d e z (default: all; e: e4 e8, z: z z2)
 #   --no-wall, --no-callgrind, --no-memory    skip a part
 #   --pin | --no-pin      front on CPU 1, wrk and backends on CPU 0 (default: --pin when
 #                         there are 2 or more CPUs)
@@ -49,7 +49,7 @@ quick=0
 duration=3
 rounds=5
 conns=16
-scenarios="a a2 b c d e"
+scenarios="a a2 b c d e z"
 do_wall=1
 do_callgrind=1
 do_memory=1
@@ -453,6 +453,8 @@ c|404 then 200; module vs `proxy_intercept_errors on; error_page 404 = @other_si
 d|410 then 200 through the module vs 404 then 200 through stock (b's reference)|stock_404x1|mod_410|/
 e4|4 tries (3 servers answer 404, the 4th 200); module vs stock `http_404`|stock_404x3|mod_404x3|/
 e8|8 tries (7 servers answer 404, the 8th 200); module vs stock `http_404`|stock_404x7|mod_404x7|/
+z|200 responses; module with `next_upstream_status_zone` vs without|mod_200|modzone_200|/
+z2|404 then 200; module with `next_upstream_status_zone` vs without|mod_404x1|modzone_404x1|/
 EOF
 }
 
@@ -461,6 +463,7 @@ selected() {    # selected ID: was the scenario asked for?
     for s in $scenarios; do
         [ "$s" = "$1" ] && return 0
         [ "$s" = e ] && [[ "$1" == e* ]] && return 0
+        [ "$s" = z ] && [[ "$1" == z* ]] && return 0
     done
     return 1
 }

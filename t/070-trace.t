@@ -35,7 +35,7 @@ GET /t
 b
 --- error_log eval
 [
-    "next_upstream_status: hooked request, tries: 2",
+    'next_upstream_status: hooked request, upstream "u"',
     qr/next_upstream_status: upstream answered 404, peer: "127\.0\.0\.1:\d+": passing on$/,
     "next_upstream_status: answer kept",
     "next_upstream_status: retry staged: 404 shown to nginx as 404",

@@ -263,7 +263,10 @@ fn hook_request(r: &mut ngx_http_request_t, retry_on: &RetryOn) -> ngx_int_t {
     }
     u.process_header = Some(process_header_with_status_retry);
     u.reinit_request = Some(reinit_request_with_status_retry);
-    log_debug!(r.connection, "hooked request, tries: {}", u.peer.tries);
+    log_debug!(r.connection, "hooked request, upstream \"{}\"", {
+        // SAFETY: a request's upstream block is in the configuration.
+        unsafe { u.upstream.as_ref() }.map_or(ngx_str_t::empty(), |us| us.host)
+    });
     OK
 }
 

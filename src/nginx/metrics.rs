@@ -388,7 +388,9 @@ unsafe extern "C" fn metrics_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     rr.headers_out.content_type_lowcase = ptr::null_mut();
     // SAFETY: as above.
     let rc = unsafe { ngx_http_send_header(r) };
-    if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || rr.header_only() != 0 {
+    // HEAD by its method, not the request's bit field (whose place the bindings must match).
+    let head = rr.method == NGX_HTTP_HEAD as ngx_uint_t;
+    if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || head {
         return rc;
     }
     let mut out = ngx_chain_t {

@@ -28,7 +28,7 @@
 #   --duration S          seconds per wrk run (default 3)
 #   --rounds N            pairs of runs per scenario (default 5)
 #   --connections C       wrk connections (default 16)
-#   --scenarios "a b..."  a subset of: a a2 b c d e (default: all)
+#   --scenarios "a b..."  a subset of: a a2 b c d e z (default: all; e: e4 e8, z: z z2)
 #   --no-wall, --no-callgrind, --no-memory    skip a part
 #   --pin | --no-pin      front on CPU 1, wrk and backends on CPU 0 (default: --pin when
 #                         there are 2 or more CPUs)
@@ -49,7 +49,7 @@ quick=0
 duration=3
 rounds=5
 conns=16
-scenarios="a a2 b c d e"
+scenarios="a a2 b c d e z"
 do_wall=1
 do_callgrind=1
 do_memory=1
@@ -221,13 +221,16 @@ upstream_servers() {
 upstream_keepalive=$((conns * 8))
 
 # front_conf DIR PORT KIND MODE
-#   KIND: stock_200 mod_200 modother_200 stock_404xN mod_404xN work_404 mod_410
+#   KIND: stock_200 mod_200 modother_200 stock_404xN mod_404xN work_404 mod_410, and
+#         modzone_200 modzone_404x1: as mod_*, with next_upstream_status_zone (counters)
 #   MODE: "daemon" (master + 1 worker), "single" (master_process off, daemon off: for
 #         valgrind), "debug" (single, error_log at debug: for the pool figures)
 # Every front has the same locations and upstream blocks; only the module's load_module
 # and directives, and stock's proxy_next_upstream / intercept_errors differ.
 front_conf() {
     local dir=$1 port=$2 kind=$3 mode=$4 up directive="" other="" load="" single="" level=error
+    local zone=""
+    case "$kind" in modzone_*) zone="next_upstream_status_zone bench 1m;"; kind=mod_${kind#modzone_} ;; esac
     case "$kind" in
         stock_200) up=ok ;;
         modunused_200) up=ok ;;
@@ -253,6 +256,7 @@ pid logs/nginx.pid;
 events { worker_connections 4096; }
 http {
     access_log off;
+    $zone
     keepalive_requests 10000000;
     keepalive_timeout 300s;
     proxy_http_version 1.1;
@@ -449,6 +453,8 @@ c|404 then 200; module vs `proxy_intercept_errors on; error_page 404 = @other_si
 d|410 then 200 through the module vs 404 then 200 through stock (b's reference)|stock_404x1|mod_410|/
 e4|4 tries (3 servers answer 404, the 4th 200); module vs stock `http_404`|stock_404x3|mod_404x3|/
 e8|8 tries (7 servers answer 404, the 8th 200); module vs stock `http_404`|stock_404x7|mod_404x7|/
+z|200 responses; module with `next_upstream_status_zone` vs without|mod_200|modzone_200|/
+z2|404 then 200; module with `next_upstream_status_zone` vs without|mod_404x1|modzone_404x1|/
 EOF
 }
 
@@ -457,6 +463,7 @@ selected() {    # selected ID: was the scenario asked for?
     for s in $scenarios; do
         [ "$s" = "$1" ] && return 0
         [ "$s" = e ] && [[ "$1" == e* ]] && return 0
+        [ "$s" = z ] && [[ "$1" == z* ]] && return 0
     done
     return 1
 }
@@ -545,8 +552,10 @@ measured_fronts='stock_200|a: 200, no module
 modunused_200|200, module loaded, directive nowhere
 modother_200|a2: 200, module, directive only in another location
 mod_200|a: 200, module, directive on
+modzone_200|a: 200, module, directive on, counters zone
 stock_404x1|b: 404 then 200, stock http_404
 mod_404x1|b: 404 then 200, module
+modzone_404x1|b: 404 then 200, module, counters zone
 work_404|c: 404 then 200, intercept_errors + error_page
 mod_410|d: 410 then 200, module'
 

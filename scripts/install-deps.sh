@@ -6,7 +6,7 @@ set -eu
 packages="
 build-essential pkg-config libclang-dev libpcre2-dev libssl-dev zlib1g-dev
 perl libtest-base-perl libtext-diff-perl libtest-longstring-perl liblist-moreutils-perl
-libhttp-tiny-perl libwww-perl curl openssl
+libhttp-tiny-perl libwww-perl curl openssl python3 python3-prometheus-client
 "
 # Extra groups, requested by name: e2e (real registries and client), bench, debian.
 for group in "$@"; do

@@ -35,14 +35,70 @@ pub struct Attempt {
 }
 
 pub fn passes_on(statuses: &StatusSet, a: &Attempt) -> bool {
-    statuses.contains(a.status)
-        && a.method_listed
-        && !a.from_cache
-        && !a.revalidates_cache
-        && a.tries_left > 1
-        && (!a.non_idempotent_sent || a.non_idempotent_allowed)
-        && !a.body_streamed
-        && !a.timed_out
+    verdict(statuses, a) == Verdict::PassOn
+}
+
+/// What decided about a response: passed on, or the first condition that kept it from that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    PassOn,
+    NotListed,
+    Method,
+    Cache,
+    CacheRevalidation,
+    Tries,
+    NonIdempotent,
+    BodyStreamed,
+    Timeout,
+}
+
+impl Verdict {
+    /// How the debug trace names the condition.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Verdict::PassOn => "passing on",
+            Verdict::NotListed => "not passing on: status not listed",
+            Verdict::Method => "not passing on: method not listed",
+            Verdict::Cache => "not passing on: response from cache",
+            Verdict::CacheRevalidation => "not passing on: 304 revalidates the cache",
+            Verdict::Tries => "not passing on: no tries left",
+            Verdict::NonIdempotent => {
+                "not passing on: non-idempotent request sent, no \"non_idempotent\""
+            }
+            Verdict::BodyStreamed => "not passing on: request body streamed",
+            Verdict::Timeout => "not passing on: proxy_next_upstream_timeout passed",
+        }
+    }
+}
+
+/// The decision with its reason, conditions in the order `test_next` and the module test them.
+pub fn verdict(statuses: &StatusSet, a: &Attempt) -> Verdict {
+    if !statuses.contains(a.status) {
+        Verdict::NotListed
+    } else if !a.method_listed {
+        Verdict::Method
+    } else if a.from_cache {
+        Verdict::Cache
+    } else if a.revalidates_cache {
+        Verdict::CacheRevalidation
+    } else if a.tries_left <= 1 {
+        Verdict::Tries
+    } else if a.non_idempotent_sent && !a.non_idempotent_allowed {
+        Verdict::NonIdempotent
+    } else if a.body_streamed {
+        Verdict::BodyStreamed
+    } else if a.timed_out {
+        Verdict::Timeout
+    } else {
+        Verdict::PassOn
+    }
+}
+
+/// Whether a listed answer that was not passed on ends a request on which every server tried
+/// answered a listed status: it was kept from that only by the tries or the time used up, the
+/// request was passed on before, and every earlier attempt was such a pass.
+pub fn exhausted(verdict: Verdict, passed: usize, earlier_attempts: usize) -> bool {
+    matches!(verdict, Verdict::Tries | Verdict::Timeout) && passed > 0 && passed == earlier_attempts
 }
 
 #[cfg(test)]
@@ -83,6 +139,57 @@ mod tests {
         ];
         for (name, attempt, expected) in cases {
             assert_eq!(passes_on(&rule.statuses, attempt), *expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn verdicts_name_the_deciding_condition() {
+        let Ok(Directive::On(rule)) = parse([&b"404"[..]]) else {
+            panic!("parse")
+        };
+        let go = Attempt {
+            status: 404,
+            method_listed: true,
+            tries_left: 2,
+            ..Default::default()
+        };
+        #[rustfmt::skip]
+        let cases: &[(Attempt, Verdict)] = &[
+            (go,                                                   Verdict::PassOn),
+            (Attempt { status: 200, ..go },                        Verdict::NotListed),
+            (Attempt { method_listed: false, ..go },               Verdict::Method),
+            (Attempt { from_cache: true, ..go },                   Verdict::Cache),
+            (Attempt { revalidates_cache: true, ..go },            Verdict::CacheRevalidation),
+            (Attempt { tries_left: 1, ..go },                      Verdict::Tries),
+            (Attempt { non_idempotent_sent: true, ..go },          Verdict::NonIdempotent),
+            (Attempt { body_streamed: true, ..go },                Verdict::BodyStreamed),
+            (Attempt { timed_out: true, ..go },                    Verdict::Timeout),
+            (Attempt { tries_left: 1, timed_out: true, ..go },     Verdict::Tries),
+            (Attempt { status: 200, tries_left: 1, ..go },         Verdict::NotListed),
+        ];
+        for (attempt, expected) in cases {
+            assert_eq!(verdict(&rule.statuses, attempt), *expected, "{attempt:?}");
+        }
+    }
+
+    #[test]
+    fn exhaustion() {
+        #[rustfmt::skip]
+        let cases: &[(Verdict, usize, usize, bool)] = &[
+            (Verdict::Tries,     1, 1, true),
+            (Verdict::Timeout,   2, 2, true),
+            (Verdict::Tries,     0, 0, false), // never passed on: a single server
+            (Verdict::Tries,     1, 2, false), // an earlier attempt failed otherwise
+            (Verdict::PassOn,    1, 1, false),
+            (Verdict::Method,    1, 1, false),
+            (Verdict::NotListed, 1, 1, false),
+        ];
+        for &(v, passed, earlier, expected) in cases {
+            assert_eq!(
+                exhausted(v, passed, earlier),
+                expected,
+                "{v:?} {passed} {earlier}"
+            );
         }
     }
 }

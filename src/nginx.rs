@@ -4,7 +4,9 @@ mod bitfields;
 pub mod conf;
 mod kept_answer;
 mod log;
+mod metrics;
 mod upstream;
+mod variables;
 
 use core::ptr;
 
@@ -22,9 +24,17 @@ impl HttpModule for Module {
         unsafe { &*ptr::addr_of!(ngx_http_next_upstream_status_module) }
     }
 
+    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        // SAFETY: nginx calls preconfiguration with the http block's configuration.
+        unsafe { variables::add_variables(cf) }
+    }
+
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         // SAFETY: nginx calls postconfiguration with the http block's configuration.
-        match unsafe { upstream::wrap_upstream_blocks(cf) } {
+        let checked =
+            Module::main_conf(unsafe { &*cf }).map_or(Ok(()), metrics::check_configuration);
+        // SAFETY: as above.
+        match checked.and_then(|()| unsafe { upstream::wrap_upstream_blocks(cf) }) {
             Ok(()) => NGX_OK as ngx_int_t,
             Err(why) => {
                 ngx::ngx_conf_log_error!(
@@ -49,7 +59,7 @@ unsafe impl HttpModuleLocationConf for Module {
 }
 
 static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
-    preconfiguration: None,
+    preconfiguration: Some(Module::preconfiguration),
     postconfiguration: Some(Module::postconfiguration),
     create_main_conf: Some(Module::create_main_conf),
     init_main_conf: None,

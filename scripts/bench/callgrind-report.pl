@@ -51,6 +51,8 @@ my @comparisons = (
     ['mod_404x1',     'stock_404x1', 1.0],
     ['mod_410',       'stock_404x1', undef],
     ['mod_404x1',     'work_404',    undef],
+    ['modzone_200',   'mod_200',     undef],
+    ['modzone_404x1', 'mod_404x1',   undef],
 );
 
 print "| front | instructions / request | (time formatting, not counted) |\n|---|---:|---:|\n";

@@ -43,6 +43,8 @@ my %names = (
     mod_404x3    => 'module `404`',
     stock_404x7  => 'stock `http_404`',
     mod_404x7    => 'module `404`',
+    modzone_200  => 'module, zone',
+    modzone_404x1 => 'module `404`, zone',
 );
 
 print "| scenario | side | req/s | p50 | p99 | front CPU / request "

@@ -96,3 +96,21 @@ ngx_http_nus_buf_set_last(ngx_buf_t *b, ngx_uint_t in_memory, ngx_uint_t last_bu
     b->last_buf = last_buf;
     b->last_in_chain = 1;
 }
+
+
+void
+ngx_http_nus_variable_set(ngx_variable_value_t *v, u_char *data, size_t len)
+{
+    v->data = data;
+    v->len = len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+}
+
+
+void
+ngx_http_nus_slab_set_log_nomem(ngx_slab_pool_t *pool, ngx_uint_t log_nomem)
+{
+    pool->log_nomem = log_nomem;
+}

@@ -4,7 +4,7 @@
 
 use ngx::ffi::{
     ngx_buf_t, ngx_connection_t, ngx_http_request_t, ngx_http_upstream_conf_t, ngx_http_upstream_t,
-    ngx_uint_t,
+    ngx_slab_pool_t, ngx_uint_t, ngx_variable_value_t,
 };
 
 mod c {
@@ -22,6 +22,8 @@ mod c {
         pub fn ngx_http_nus_upstream_conf_intercept_404(
             conf: *const ngx_http_upstream_conf_t,
         ) -> ngx_uint_t;
+        pub fn ngx_http_nus_variable_set(v: *mut ngx_variable_value_t, data: *mut u8, len: usize);
+        pub fn ngx_http_nus_slab_set_log_nomem(pool: *mut ngx_slab_pool_t, log_nomem: ngx_uint_t);
         pub fn ngx_http_nus_buf_set_last(
             b: *mut ngx_buf_t,
             in_memory: ngx_uint_t,
@@ -89,4 +91,19 @@ pub fn intercept_404(conf: &ngx_http_upstream_conf_t) -> bool {
 pub fn set_last_buf(b: &mut ngx_buf_t, in_memory: bool, last_buf: bool) {
     // SAFETY: `b` is a live buffer (a reference); the C function writes one bitfield of it.
     unsafe { c::ngx_http_nus_buf_set_last(b, in_memory.into(), last_buf.into()) }
+}
+
+/// Fills in a variable's value: `len` bytes at `data` (in the request pool), valid, not
+/// cached (it changes as the request goes on).
+pub fn set_variable(v: &mut ngx_variable_value_t, data: *mut u8, len: usize) {
+    // SAFETY: `v` is a live variable value (a reference); the C function writes its data
+    // pointer and bitfields.
+    unsafe { c::ngx_http_nus_variable_set(v, data, len) }
+}
+
+/// Whether the slab allocator logs each failed allocation ("ngx_slab_alloc() failed").
+pub fn set_slab_log_nomem(pool: &mut ngx_slab_pool_t, log_nomem: bool) {
+    // SAFETY: `pool` is a live slab pool (a reference); the C function writes one bitfield
+    // of it.
+    unsafe { c::ngx_http_nus_slab_set_log_nomem(pool, log_nomem.into()) }
 }

@@ -2,21 +2,23 @@
 
 use core::cell::Cell;
 use core::ffi::{c_char, c_void};
-use core::ptr;
+use core::ptr::{self, NonNull};
 
 use ngx::core::NGX_CONF_ERROR;
 use ngx::ffi::{
     ngx_command_t, ngx_conf_t, ngx_http_upstream_conf_t, ngx_str_t, ngx_uint_t, NGX_CONF_1MORE,
-    NGX_HTTP_COPY, NGX_HTTP_DELETE, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_LOCK, NGX_HTTP_LOC_CONF,
-    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MKCOL, NGX_HTTP_MOVE, NGX_HTTP_OPTIONS,
-    NGX_HTTP_PATCH, NGX_HTTP_POST, NGX_HTTP_PROPFIND, NGX_HTTP_PROPPATCH, NGX_HTTP_PUT,
-    NGX_HTTP_SRV_CONF, NGX_HTTP_UNLOCK,
+    NGX_CONF_NOARGS, NGX_CONF_TAKE12, NGX_HTTP_COPY, NGX_HTTP_DELETE, NGX_HTTP_GET, NGX_HTTP_HEAD,
+    NGX_HTTP_LOCK, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
+    NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MKCOL, NGX_HTTP_MOVE, NGX_HTTP_OPTIONS, NGX_HTTP_PATCH,
+    NGX_HTTP_POST, NGX_HTTP_PROPFIND, NGX_HTTP_PROPPATCH, NGX_HTTP_PUT, NGX_HTTP_SRV_CONF,
+    NGX_HTTP_UNLOCK,
 };
 use ngx::http::{HttpModuleMainConf, Merge, MergeConfigError};
 use ngx::ngx_string;
 
 use crate::directive::{self, Directive};
 use crate::methods::{Method, MethodSet};
+use crate::nginx::metrics;
 use crate::nginx::upstream::Originals;
 use crate::nginx::Module;
 use crate::statuses::StatusSet;
@@ -63,14 +65,34 @@ pub struct MainConf {
     pub used: bool,
     /// The upstream blocks' own `peer.init`, saved when the module wraps them.
     pub originals: Originals,
+    /// `next_upstream_status_zone`: the counters' shared memory, if configured.
+    pub zone: Option<NonNull<metrics::Zone>>,
+    /// Whether a location has `next_upstream_status_metrics`.
+    pub metrics_used: bool,
 }
 
-pub static mut COMMANDS: [ngx_command_t; 2] = [
+pub static mut COMMANDS: [ngx_command_t; 4] = [
     ngx_command_t {
         name: ngx_string!("proxy_next_upstream_status"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE)
             as ngx_uint_t,
         set: Some(set_proxy_next_upstream_status),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("next_upstream_status_zone"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE12) as ngx_uint_t,
+        set: Some(metrics::set_zone),
+        conf: NGX_HTTP_MAIN_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("next_upstream_status_metrics"),
+        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS) as ngx_uint_t,
+        set: Some(metrics::set_metrics),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: 0,
         post: ptr::null_mut(),

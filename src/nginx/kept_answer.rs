@@ -18,8 +18,10 @@ use ngx::ffi::{
 };
 
 use crate::kept_answer::{body_to_keep, is_connection_header, Body, KeptBody};
+use crate::metrics::Family;
 use crate::nginx::bitfields;
-use crate::nginx::log::log_warn;
+use crate::nginx::log::{log_debug, log_warn};
+use crate::nginx::metrics;
 use crate::nginx::upstream::{framing, peer_name, request_ctx, RequestCtx, Serving};
 
 /// A passed-over answer, copied where a retry cannot overwrite it.
@@ -158,6 +160,10 @@ unsafe fn header_filter_own_error(r: *mut ngx_http_request_t) -> ngx_int_t {
                 return NGX_ERROR as ngx_int_t;
             }
             retried.serving = Serving::HeaderSent;
+            log_debug!(rr.connection, "kept answer {} sent", kept.status);
+            // SAFETY: the request's upstream outlives its finalization.
+            let upstream = unsafe { rr.upstream.as_ref() }.map_or(ptr::null_mut(), |u| u.upstream);
+            metrics::count(rr, upstream, Family::Kept, kept.status, ngx_str_t::empty());
             log_warn!(
                 rr.connection,
                 "no later server gave an answer ({}), sending the {} answered by \"{}\"{}",
@@ -342,4 +348,11 @@ fn kept_body(r: &ngx_http_request_t, kept: &KeptAnswer) -> Option<*mut ngx_chain
         (*cl).next = ptr::null_mut();
     }
     Some(cl)
+}
+
+impl KeptAnswer {
+    /// The kept answer's status (`$next_upstream_status_kept`).
+    pub fn status(&self) -> ngx_uint_t {
+        self.status
+    }
 }

@@ -22,6 +22,24 @@ macro_rules! log_alert {
     };
 }
 
+/// Logs at `debug` (`NGX_LOG_DEBUG_HTTP`), the trace of each step. Compiled out unless nginx
+/// was built `--with-debug`; shown with `error_log ... debug`.
+macro_rules! log_debug {
+    ($connection:expr, $fmt:literal $($arg:tt)*) => {{
+        if ::ngx::log::DEBUG {
+            let connection: *mut ::ngx::ffi::ngx_connection_t = $connection;
+            // SAFETY: a request's connection and its log are valid while the request is
+            // processed.
+            let log = unsafe { (*connection).log };
+            ::ngx::ngx_log_debug_mask!(
+                DebugMask::Http,
+                log,
+                concat!("next_upstream_status: ", $fmt) $($arg)*
+            );
+        }
+    }};
+}
+
 macro_rules! log {
     ($level:expr, $connection:expr, $fmt:literal $($arg:tt)*) => {{
         let connection: *mut ::ngx::ffi::ngx_connection_t = $connection;
@@ -31,4 +49,4 @@ macro_rules! log {
     }};
 }
 
-pub(crate) use {log, log_alert, log_info, log_warn};
+pub(crate) use {log, log_alert, log_debug, log_info, log_warn};

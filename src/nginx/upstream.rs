@@ -34,14 +34,15 @@ use ngx::http::{
     NgxHttpUpstreamModule,
 };
 
-use crate::decision::{self, Attempt};
+use crate::decision::{self, Attempt, Verdict};
 use crate::http2;
 use crate::kept_answer::{self, Framing};
+use crate::metrics::Family;
 use crate::nginx::bitfields;
 use crate::nginx::conf::{LocConf, RetryOn};
 use crate::nginx::kept_answer::KeptAnswer;
-use crate::nginx::log::{log_alert, log_info};
-use crate::nginx::Module;
+use crate::nginx::log::{log_alert, log_debug, log_info};
+use crate::nginx::{metrics, Module};
 
 type InitPeer =
     unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_http_upstream_srv_conf_t) -> ngx_int_t;
@@ -188,6 +189,8 @@ pub struct Retried {
     /// The last answer passed over, while `keep_answer` is on.
     pub kept: Option<KeptAnswer>,
     pub serving: Serving,
+    /// How many times the request was passed on after a listed status.
+    pub passed: usize,
 }
 
 /// Whether the kept answer replaces nginx's error page, and how far that has got.
@@ -276,6 +279,10 @@ fn hook_request(r: &mut ngx_http_request_t, retry_on: &RetryOn) -> ngx_int_t {
     }
     u.process_header = Some(process_header_with_status_retry);
     u.reinit_request = Some(reinit_request_with_status_retry);
+    log_debug!(r.connection, "hooked request, upstream \"{}\"", {
+        // SAFETY: a request's upstream block is in the configuration.
+        unsafe { u.upstream.as_ref() }.map_or(ngx_str_t::empty(), |us| us.host)
+    });
     OK
 }
 
@@ -324,8 +331,21 @@ unsafe extern "C" fn process_header_with_status_retry(r: *mut ngx_http_request_t
     // The common answer is not listed: decided here, the rest out of line.
     if retry_on.statuses.contains(u.headers_in.status_n) {
         consider_retry(rr, u, ctx, retry_on);
+    } else {
+        trace_verdict(rr, u, Verdict::NotListed);
     }
     rc
+}
+
+/// The status seen and what was decided, in one debug line.
+fn trace_verdict(r: &ngx_http_request_t, u: &ngx_http_upstream_t, verdict: Verdict) {
+    log_debug!(
+        r.connection,
+        "upstream answered {}, peer: \"{}\": {}",
+        u.headers_in.status_n,
+        peer_name(u),
+        verdict.reason()
+    );
 }
 
 #[cold]
@@ -336,9 +356,32 @@ fn consider_retry(
     ctx: &mut RequestCtx,
     retry_on: &RetryOn,
 ) {
-    if decision::passes_on(&retry_on.statuses, &attempt(r, u, retry_on)) {
+    let verdict = decision::verdict(&retry_on.statuses, &attempt(r, u, retry_on));
+    trace_verdict(r, u, verdict);
+    if verdict == Verdict::PassOn {
         stage_retry(r, u, ctx, retry_on);
+        return;
     }
+    let passed = ctx.retried().map_or(0, |retried| retried.passed);
+    if decision::exhausted(verdict, passed, earlier_attempts(r, u)) {
+        log_debug!(r.connection, "every server tried answered a listed status");
+        let status = u.headers_in.status_n;
+        metrics::count(r, u.upstream, Family::Exhausted, status, ngx_str_t::empty());
+    }
+}
+
+/// How many attempts of this upstream came before the current one: the states before it in
+/// `$upstream_status` back to the start or to the separator (no peer) an earlier upstream of
+/// the same request left.
+fn earlier_attempts(r: &ngx_http_request_t, u: &ngx_http_upstream_t) -> usize {
+    // SAFETY: `upstream_states` is a valid array of states that holds `u->state`.
+    let states = unsafe { (*r.upstream_states).as_slice::<ngx_http_upstream_state_t>() };
+    let current = state_index(r, u).min(states.len());
+    states[..current]
+        .iter()
+        .rev()
+        .take_while(|state| !state.peer.is_null())
+        .count()
 }
 
 /// Runs one of the upstream module's own callbacks with its own parser in `process_header`:
@@ -456,6 +499,7 @@ fn stage_retry(
             staged: None,
             kept: None,
             serving: Serving::No,
+            passed: 0,
         };
         // SAFETY: `p` is fresh and large enough.
         unsafe { p.write(retried) };
@@ -479,6 +523,17 @@ fn stage_retry(
     } else {
         None
     };
+    log_debug!(
+        r.connection,
+        "answer {}",
+        match (&retried.kept, retry_on.keep_answer) {
+            (Some(_), _) => "kept",
+            (None, false) => "not kept: keep_answer=off",
+            (None, true) if intercepted(r, u, status) => "not kept: an error_page intercepts it",
+            (None, true) => "not kept: out of memory",
+        }
+    );
+    retried.passed += 1;
     retried.staged = Some(Staged {
         conf: u.conf,
         state: state_index(r, u),
@@ -486,6 +541,12 @@ fn stage_retry(
     });
     u.conf = retry_conf;
     u.headers_in.status_n = NGX_HTTP_NOT_FOUND as ngx_uint_t;
+    log_debug!(
+        r.connection,
+        "retry staged: {} shown to nginx as 404",
+        status
+    );
+    metrics::count(r, u.upstream, Family::Passed, status, peer_name(u));
 }
 
 /// The server the current attempt went to, as `$upstream_addr` names it.
@@ -559,6 +620,11 @@ fn restore(r: &mut ngx_http_request_t, u: &mut ngx_http_upstream_t, ctx: &mut Re
     if let Some(state) = states.get_mut(staged.state) {
         state.status = staged.status;
     }
+    log_debug!(
+        r.connection,
+        "configuration and status {} restored",
+        staged.status
+    );
 }
 
 unsafe extern "C" fn reinit_request_with_status_retry(r: *mut ngx_http_request_t) -> ngx_int_t {
@@ -621,6 +687,7 @@ unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request
         && kept_answer::replaces_failure(rc, bitfields::header_sent(u))
     {
         retried.serving = Serving::Due { failure: rc };
+        log_debug!(rr.connection, "request ends with {}: kept answer due", rc);
         // nginx must not store its own 502/504 for a request whose client got the kept
         // answer (`proxy_cache_valid` for errors).
         bitfields::set_uncacheable(u);
@@ -628,6 +695,20 @@ unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request
         // `error_page` for nginx's 502/504 does not apply (nginx's own flag for "an error
         // page is being sent" keeps it from redirecting, which would lose the context).
         bitfields::set_error_page(rr);
+    }
+    if retried.serving == Serving::No {
+        log_debug!(
+            rr.connection,
+            "request ends with {}: answer not sent, {}",
+            rc,
+            if retried.kept.is_none() {
+                "none kept"
+            } else if client_gone {
+                "client gone"
+            } else {
+                "not nginx's own error before the header"
+            }
+        );
     }
     if let Some(original) = retried.finalize_request {
         // SAFETY: calling the saved original with the arguments nginx gave us.

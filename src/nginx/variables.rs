@@ -1,0 +1,105 @@
+//! The module's variables, for `log_format`, `add_header`, `map`:
+//!
+//! - `$next_upstream_status_passed`: how many times the request was passed on after a listed
+//!   status (`0` when never);
+//! - `$next_upstream_status_kept`: the status of the kept answer sent instead of nginx's own
+//!   error, empty otherwise.
+//!
+//! Both read the request's context (`upstream::RequestCtx`), so they cost nothing until a
+//! configuration uses them.
+
+use core::ptr;
+
+use ngx::ffi::{
+    ngx_conf_t, ngx_http_add_variable, ngx_http_request_t, ngx_http_variable_value_t, ngx_int_t,
+    ngx_pnalloc, ngx_str_t, NGX_ERROR, NGX_HTTP_VAR_NOCACHEABLE, NGX_OK,
+};
+use ngx::ngx_string;
+
+use crate::nginx::bitfields;
+use crate::nginx::upstream::{request_ctx, RequestCtx, Retried, Serving};
+
+type GetVariable = unsafe extern "C" fn(
+    *mut ngx_http_request_t,
+    *mut ngx_http_variable_value_t,
+    usize,
+) -> ngx_int_t;
+
+const VARIABLES: [(ngx_str_t, GetVariable); 2] = [
+    (ngx_string!("next_upstream_status_passed"), passed_variable),
+    (ngx_string!("next_upstream_status_kept"), kept_variable),
+];
+
+/// Preconfiguration: declares the variables.
+///
+/// # Safety
+/// `cf` must be the http block's configuration being read by nginx.
+pub unsafe fn add_variables(cf: *mut ngx_conf_t) -> ngx_int_t {
+    for (name, get) in VARIABLES {
+        let mut name = name;
+        // SAFETY: `cf` is valid; nginx copies the name into the configuration pool.
+        let var = unsafe { ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as _) };
+        // SAFETY: null, or the variable nginx just declared.
+        let Some(var) = (unsafe { var.as_mut() }) else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        var.get_handler = Some(get);
+        var.data = 0;
+    }
+    NGX_OK as ngx_int_t
+}
+
+/// The request's counts, if a retry was ever staged for it.
+fn retried<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut Retried> {
+    // SAFETY: nginx evaluates variables with a valid request.
+    unsafe { request_ctx(r) }.and_then(RequestCtx::retried)
+}
+
+/// Sets `v` to `digits` (in the request pool); an empty value if `digits` is empty.
+fn set_value(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    digits: &[u8],
+) -> ngx_int_t {
+    let data = if digits.is_empty() {
+        ptr::null_mut()
+    } else {
+        // SAFETY: the request's pool is valid while its variables are evaluated.
+        let p = unsafe { ngx_pnalloc((*r).pool, digits.len()) }.cast::<u8>();
+        if p.is_null() {
+            return NGX_ERROR as ngx_int_t;
+        }
+        // SAFETY: `p` has room for the digits.
+        unsafe { ptr::copy_nonoverlapping(digits.as_ptr(), p, digits.len()) };
+        p
+    };
+    // SAFETY: nginx passes a valid value to fill in.
+    bitfields::set_variable(unsafe { &mut *v }, data, digits.len());
+    NGX_OK as ngx_int_t
+}
+
+/// `$next_upstream_status_passed`.
+unsafe extern "C" fn passed_variable(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    _data: usize,
+) -> ngx_int_t {
+    let passed = retried(r).map_or(0, |retried| retried.passed);
+    set_value(r, v, passed.to_string().as_bytes())
+}
+
+/// `$next_upstream_status_kept`.
+unsafe extern "C" fn kept_variable(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    _data: usize,
+) -> ngx_int_t {
+    let status = retried(r).and_then(|retried| match retried.serving {
+        Serving::HeaderSent | Serving::BodySent => retried.kept.as_ref().map(|k| k.status()),
+        _ => None,
+    });
+    match status {
+        Some(status) => set_value(r, v, status.to_string().as_bytes()),
+        None => set_value(r, v, b""),
+    }
+}

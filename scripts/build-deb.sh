@@ -80,5 +80,10 @@ echo "==> lintian $deb"
 status=0
 report=$(lintian --display-info "$deb" 2>&1) || status=$?
 echo "$report" | grep -v 'running with root privileges is not recommended' | sed 's/^/    /'
-[ "$status" -eq 0 ] || { echo "build-deb: lintian found errors (exit $status)" >&2; exit 1; }
+# A package with lintian errors is not left where make test-deb would install it.
+if [ "$status" -ne 0 ]; then
+    rm -f "$deb"
+    echo "build-deb: lintian found errors (exit $status); $deb removed" >&2
+    exit 1
+fi
 echo "    no lintian errors"

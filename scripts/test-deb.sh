@@ -66,9 +66,10 @@ export DEBIAN_FRONTEND=noninteractive
 
 echo "==> apt-get install $deb"
 # apt reads a local file as user _apt where it can and says so when it cannot: not an error.
-$sudo apt-get install -y -qq -o Dpkg::Use-Pty=0 "$deb" 2>&1 | grep -v '^N: Download is performed unsandboxed' |
+# apt-get's exit status is lost in the pipe; dpkg's record below says whether it installed.
+$sudo apt-get install -y -q -o Dpkg::Use-Pty=0 "$deb" 2>&1 | grep -v '^N: Download is performed unsandboxed' |
     sed 's/^/    /'
-[ "$(dpkg-query -W -f='${Status}' "$package")" = "install ok installed" ] ||
+[ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" = "install ok installed" ] ||
     fail "$package is not installed"
 ok "$package $(dpkg-query -W -f='${Version}' "$package") installed"
 [ "$(readlink "$link")" = /usr/share/nginx/modules-available/mod-http-next-upstream-status.conf ] ||

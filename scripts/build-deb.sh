@@ -4,7 +4,7 @@
 # libnginx-mod-* packages are:
 #   /usr/lib/nginx/modules/ngx_http_next_upstream_status_module.so
 #   /usr/share/nginx/modules-available/mod-http-next-upstream-status.conf   (load_module)
-#   /etc/nginx/modules-enabled/50-mod-http-next-upstream-status.conf        (symlink, made by postinst)
+#   /etc/nginx/modules-enabled/50-mod-http-next-upstream-status.conf        (symlink: postinst)
 # and checks it with lintian: an error fails the build, warnings are shown.
 # The files it is made of are in packaging/deb/. Output: build/deb/<package>_<version>_<arch>.deb
 set -eu
@@ -30,8 +30,11 @@ esac
 SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l "$files/changelog" -S Timestamp)
 export SOURCE_DATE_EPOCH
 
-# The module works only with the nginx whose tree it was built against (nginx-dev), which
-# says so with the ABI name it provides; the package depends on exactly that name.
+# The module works only with the nginx build whose tree (nginx-dev) it was built against.
+# Debian's nginx names its build by the ABI it provides; the package depends on that name.
+nginx_version=$(dpkg-query -W -f='${Version}' nginx)
+[ "$nginx_version" = "$(dpkg-query -W -f='${Version}' nginx-dev)" ] ||
+    { echo "build-deb: nginx $nginx_version and nginx-dev differ: apt-get upgrade" >&2; exit 1; }
 abi=$(dpkg-query -W -f='${Provides}' nginx | tr ',' '\n' | sed -n 's/^ *\(nginx-abi-[^ ]*\).*/\1/p')
 [ -n "$abi" ] || { echo "build-deb: the installed nginx provides no nginx-abi-*" >&2; exit 1; }
 arch=$(dpkg --print-architecture)

@@ -11,8 +11,8 @@
 #     and nginx starts again without the module and serves Debian's default site.
 # Needs root (or sudo). Debian's nginx must not be running: this starts and stops it, which
 # needs port 80 (its default site).
-# Leaves the machine as it found it but for the installed packages and the lines nginx and
-# apt add to their logs in /var/log/.
+# Leaves the machine as it found it but for the lines nginx and apt add to their logs in
+# /var/log/; the package is purged at the end, also when it was installed before.
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,7 +26,8 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 
 set -- "$repo"/build/deb/${package}_*.deb
-[ "$#" -eq 1 ] && [ -f "$1" ] || { echo "test-deb: no single build/deb/$package_*.deb: make deb" >&2; exit 1; }
+[ "$#" -eq 1 ] && [ -f "$1" ] ||
+    { echo "test-deb: not one build/deb/${package}_*.deb: run make deb" >&2; exit 1; }
 deb=$1
 
 ok() { echo "ok   $*"; }
@@ -35,12 +36,13 @@ running() { [ -f "$pidfile" ] && $sudo kill -0 "$(cat "$pidfile")" 2>/dev/null; 
 # nginx -s quit returns at once; wait for the master to exit (it removes its pid file).
 stop_nginx() {
     running || return 0
-    $sudo "$nginx" -s quit
+    # (without its notice "signal process started", which says nothing here)
+    $sudo "$nginx" -s quit 2>&1 | grep -v 'signal process started' >&2 || true
     for _ in $(seq 50); do running || return 0; sleep 0.1; done
     fail "nginx did not exit within 5 s of nginx -s quit"
 }
 
-running && fail "Debian's nginx is running (pid $(cat "$pidfile")); stop it first, the test starts its own"
+running && fail "Debian's nginx is running (pid $(cat "$pidfile")): stop it, the test starts one"
 [ -e "$site" ] && fail "$site exists; the test writes its own site there"
 
 # The site's port: one the kernel says is free now (this machine runs other tests on fixed
@@ -52,9 +54,9 @@ front=$(perl -MIO::Socket::INET -e \
 work=$(mktemp -d)
 chmod 755 "$work"    # nginx's workers (www-data) connect to the sockets in it
 cleanup() {
-    stop_nginx || true
+    (stop_nginx) || true    # a subshell: its fail must not end the cleanup
     $sudo rm -f "$site"
-    if dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q ' installed$\| config-files$'; then
+    if dpkg-query -W "$package" >/dev/null 2>&1; then
         $sudo apt-get purge -y -qq "$package" >/dev/null 2>&1 || true
     fi
     rm -rf "$work"
@@ -67,8 +69,8 @@ export DEBIAN_FRONTEND=noninteractive
 echo "==> apt-get install $deb"
 # apt reads a local file as user _apt where it can and says so when it cannot: not an error.
 # apt-get's exit status is lost in the pipe; dpkg's record below says whether it installed.
-$sudo apt-get install -y -q -o Dpkg::Use-Pty=0 "$deb" 2>&1 | grep -v '^N: Download is performed unsandboxed' |
-    sed 's/^/    /'
+$sudo apt-get install -y -q -o Dpkg::Use-Pty=0 "$deb" 2>&1 |
+    grep -v '^N: Download is performed unsandboxed' | sed 's/^/    /'
 [ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" = "install ok installed" ] ||
     fail "$package is not installed"
 ok "$package $(dpkg-query -W -f='${Version}' "$package") installed"
@@ -126,15 +128,17 @@ ok "the module's info line in the site's error log"
 
 echo "==> apt-get remove, then purge"
 $sudo rm -f "$site"
-$sudo apt-get remove -y -qq "$package" >/dev/null
-[ ! -e "$link" ] && [ -L "$link.removed" ] || fail "after remove: $link is not renamed to *.removed"
+$sudo apt-get remove -y -qq "$package" >/dev/null || fail "apt-get remove"
+[ ! -e "$link" ] && [ -L "$link.removed" ] ||
+    fail "after remove: $link is not renamed to *.removed"
 [ ! -e /usr/lib/nginx/modules/ngx_http_next_upstream_status_module.so ] ||
     fail "after remove: the .so is still there"
 ok "removed: the .so gone, the link renamed to $link.removed"
 $sudo "$nginx" -t -q || fail "nginx -t after remove"
 ok "nginx -t after remove (the *.removed link is not loaded)"
-$sudo apt-get purge -y -qq "$package" >/dev/null
-[ ! -e "$link" ] && [ ! -L "$link.removed" ] || fail "after purge: a link is left in modules-enabled"
+$sudo apt-get purge -y -qq "$package" >/dev/null || fail "apt-get purge"
+[ ! -e "$link" ] && [ ! -L "$link.removed" ] ||
+    fail "after purge: a link is left in /etc/nginx/modules-enabled/"
 dpkg-query -W "$package" >/dev/null 2>&1 && fail "after purge: dpkg still knows $package"
 ok "purged: no link left in /etc/nginx/modules-enabled/"
 $sudo "$nginx" -t -q || fail "nginx -t without the module"

@@ -39,7 +39,7 @@ PROVE_ENV     := TEST_NGINX_BINARY=$(NGINX_BIN) TEST_NGINX_LOAD_MODULES=$(MODULE
 
 .PHONY: all build nginx module deps test unittest prove test-e2e check demo clean help \
 	debian test-debian test-add-dynamic-module fuzz test-asan test-reload bench bench-smoke \
-	test-matrix
+	test-matrix deb test-deb
 
 all: build
 
@@ -75,7 +75,7 @@ $(NGINX_TREE)/objs/ngx_auto_config.h: $(NGINX_TREE)/Makefile
 
 ## test: every test: unit tests, the t/ suite against a real nginx, the end-to-end tests
 test: check unittest prove test-reload test-e2e fuzz test-asan test-debian test-add-dynamic-module \
-	test-matrix bench-smoke
+	test-matrix bench-smoke test-deb
 
 ## unittest: the pure logic's table-driven tests (need no nginx)
 unittest: | deps
@@ -103,6 +103,15 @@ debian:
 ## test-debian: the t/ suite against Debian's /usr/sbin/nginx with build/debian/*.so
 test-debian: debian
 	scripts/test-debian.sh
+
+## deb: the Debian package libnginx-mod-http-next-upstream-status for Debian's nginx (build/deb/*.deb); lintian errors fail it
+deb: debian
+	scripts/install-deps.sh deb
+	scripts/build-deb.sh
+
+## test-deb: apt-get install the package; nginx -t and a request with Debian's own nginx.conf; remove, purge, nginx starts
+test-deb: deb
+	scripts/test-deb.sh
 
 ## test-add-dynamic-module: nginx's own build (./configure --add-dynamic-module) of a fresh 1.28.3 tree; load, request, t/
 test-add-dynamic-module:

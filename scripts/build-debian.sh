@@ -144,6 +144,12 @@ http {
     }
 }
 EOF
-/usr/sbin/nginx -p "$check" -c "$check/nginx.conf" -g 'error_log stderr;' -t 2>&1 | sed 's/^/    /'
+# nginx's output is kept apart from its exit status: piped into sed, a failing nginx -t
+# would not fail this script (a pipeline's status is its last command's).
+status=0
+result=$(/usr/sbin/nginx -p "$check" -c "$check/nginx.conf" -g 'error_log stderr;' -t 2>&1) ||
+    status=$?
+echo "$result" | sed 's/^/    /'
 rm -rf "$check"
+[ "$status" -eq 0 ] || { echo "build-debian: /usr/sbin/nginx -t failed with $out" >&2; exit 1; }
 took

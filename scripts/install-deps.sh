@@ -8,12 +8,14 @@ build-essential pkg-config libclang-dev libpcre2-dev libssl-dev zlib1g-dev
 perl libtest-base-perl libtext-diff-perl libtest-longstring-perl liblist-moreutils-perl
 libhttp-tiny-perl libwww-perl curl openssl python3 python3-prometheus-client
 "
-# Extra groups, requested by name: e2e (real registries and client), bench, debian.
+# Extra groups, requested by name: e2e (real registries and client), bench, debian,
+# deb (checks the Debian package that scripts/build-deb.sh makes).
 for group in "$@"; do
     case "$group" in
         e2e) packages="$packages docker-registry skopeo" ;;
         bench) packages="$packages wrk valgrind iproute2 procps" ;;
         debian) packages="$packages nginx nginx-dev" ;;
+        deb) packages="$packages lintian" ;;
         *) echo "install-deps: unknown group \"$group\"" >&2; exit 2 ;;
     esac
 done

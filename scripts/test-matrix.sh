@@ -74,13 +74,16 @@ for tarball in $tarballs; do
     echo "==> nginx $version ($tarball)"
     rm -f "$work"/*-"$version".txt
 
-    if [ ! -f "$tree/objs/Makefile" ] || [ "$tarball" -nt "$tree/objs/Makefile" ]; then
+    # configured again when the tarball or the flags changed
+    if [ ! -f "$tree/objs/Makefile" ] || [ "$tarball" -nt "$tree/objs/Makefile" ] ||
+        [ "$(cat "$tree/configure-flags" 2>/dev/null)" != "$flags" ]; then
         rm -rf "$tree"
         tar xzf "$tarball" -C "$work"
         configure=./configure
         [ -x "$tree/configure" ] || configure=./auto/configure
         # shellcheck disable=SC2086 # the flags are words
-        (cd "$tree" && $configure --prefix="$prefix" $flags) >"$log" 2>&1 ||
+        (cd "$tree" && $configure --prefix="$prefix" $flags) >"$log" 2>&1 &&
+            echo "$flags" >"$tree/configure-flags" ||
             { tail -20 "$log"; echo "nginx $version: configure failed"; }
     fi
     if [ ! -x "$nginx" ] && [ -f "$tree/objs/Makefile" ]; then

@@ -9,13 +9,13 @@
 
 use core::{ptr, slice};
 
+use ngx::core::Pool;
 use ngx::ffi::{
     ngx_alloc_chain_link, ngx_buf_t, ngx_chain_t, ngx_hash_find, ngx_http_output_body_filter_pt,
     ngx_http_output_header_filter_pt, ngx_http_request_t, ngx_http_top_body_filter,
     ngx_http_top_header_filter, ngx_int_t, ngx_list_part_t, ngx_list_push, ngx_list_t, ngx_str_t,
     ngx_table_elt_t, ngx_uint_t, NGX_ERROR,
 };
-use ngx::http::Request;
 
 use crate::kept_answer::is_connection_header;
 use crate::metrics::Family;
@@ -47,7 +47,7 @@ unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
     // is looked at further, out of line, so the common path is a test and a jump.
     // SAFETY: nginx calls header filters with a valid request.
     if unsafe { (*r).err_status } != 0 {
-        // SAFETY: as above.
+        // SAFETY: a valid request whose header is being sent, as the callee needs.
         return unsafe { header_filter_own_error(r) };
     }
     // SAFETY: calling the next filter, saved from nginx's chain at configuration.
@@ -61,11 +61,12 @@ unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
 unsafe fn header_filter_own_error(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: the caller promises a valid request.
     let Some(retried) = unsafe { request_ctx(r) }.and_then(RequestCtx::retried) else {
-        // SAFETY: as above.
+        // SAFETY: passing on the valid request the caller gave.
         return unsafe { next_header_filter(r) };
     };
     if let (Serving::Due { failure }, Some(kept)) = (retried.serving, retried.kept.as_ref()) {
-        // SAFETY: as above.
+        // SAFETY: a valid request; the only other live reference, `retried`, is to the
+        // context in its pool, not into the request.
         let rr = unsafe { &mut *r };
         // Only nginx's own page for that failure, not some other response.
         if rr.headers_out.status == failure as ngx_uint_t {
@@ -92,7 +93,7 @@ unsafe fn header_filter_own_error(r: *mut ngx_http_request_t) -> ngx_int_t {
             );
         }
     }
-    // SAFETY: as above.
+    // SAFETY: passing on the valid request the caller gave; `rr` is no longer used.
     unsafe { next_header_filter(r) }
 }
 
@@ -177,7 +178,7 @@ fn for_each_header(list: &ngx_list_t, mut f: impl FnMut(&ngx_table_elt_t)) {
     // SAFETY: a list's parts form a null-terminated chain of arrays of `nelts` entries each.
     while let Some(p) = unsafe { part.as_ref() } {
         if p.nelts > 0 {
-            // SAFETY: as above.
+            // SAFETY: this part's array holds `nelts` initialised entries (the chain's rule).
             let entries =
                 unsafe { slice::from_raw_parts(p.elts.cast::<ngx_table_elt_t>(), p.nelts) };
             entries.iter().for_each(&mut f);
@@ -192,7 +193,7 @@ unsafe extern "C" fn body_filter(r: *mut ngx_http_request_t, input: *mut ngx_cha
     // further, out of line.
     // SAFETY: nginx calls body filters with a valid request.
     if unsafe { (*r).err_status } != 0 {
-        // SAFETY: as above.
+        // SAFETY: a valid request whose body is being sent, as the callee needs.
         return unsafe { body_filter_own_error(r, input) };
     }
     // SAFETY: calling the next filter, saved from nginx's chain at configuration.
@@ -210,7 +211,8 @@ unsafe fn body_filter_own_error(r: *mut ngx_http_request_t, input: *mut ngx_chai
         Some(retried) => match (retried.serving, retried.kept.as_ref()) {
             (Serving::HeaderSent, Some(kept)) => {
                 retried.serving = Serving::BodySent;
-                // SAFETY: as above.
+                // SAFETY: a valid request; `retried` and `kept` are in its pool's context,
+                // not inside the request.
                 match kept_body(unsafe { &mut *r }, kept) {
                     Some(chain) => chain,
                     None => return NGX_ERROR as ngx_int_t,
@@ -222,7 +224,7 @@ unsafe fn body_filter_own_error(r: *mut ngx_http_request_t, input: *mut ngx_chai
         },
         None => input,
     };
-    // SAFETY: as above.
+    // SAFETY: passing on the valid request the caller gave, with a valid chain or none.
     unsafe { next_body_filter(r, input) }
 }
 
@@ -242,8 +244,8 @@ unsafe fn next_body_filter(r: *mut ngx_http_request_t, input: *mut ngx_chain_t) 
 /// The kept body as one in-memory buffer that ends the response.
 fn kept_body(r: &mut ngx_http_request_t, kept: &KeptAnswer) -> Option<*mut ngx_chain_t> {
     let main = ptr::eq(r, r.main);
-    // SAFETY: `ngx_http_request_t` is what `Request` wraps (a transparent wrapper).
-    let pool = unsafe { Request::from_ngx_http_request(r) }.pool();
+    // SAFETY: a request's pool is valid while the request is.
+    let pool = unsafe { Pool::from_ngx_pool(r.pool) };
     // A zeroed buffer is an empty one.
     let b = pool.calloc_type::<ngx_buf_t>();
     // SAFETY: the request pool is valid. (`ngx` has no call for a chain link: nginx's own

@@ -5,12 +5,11 @@
 use core::ffi::{c_char, c_void};
 use core::ptr;
 
-use ngx::core::NGX_CONF_ERROR;
+use ngx::core::{Status, NGX_CONF_ERROR};
 use ngx::ffi::{
-    ngx_buf_t, ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_http_discard_request_body,
-    ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_http_upstream_srv_conf_t,
-    ngx_int_t, ngx_str_t, ngx_uint_t, NGX_ERROR, NGX_HTTP_GET, NGX_HTTP_HEAD,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED, NGX_HTTP_OK, NGX_OK,
+    ngx_buf_t, ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_http_request_t,
+    ngx_http_upstream_srv_conf_t, ngx_int_t, ngx_str_t, ngx_uint_t, NGX_ERROR, NGX_HTTP_GET,
+    NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED, NGX_HTTP_OK, NGX_OK,
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule, Request};
 
@@ -69,24 +68,24 @@ const CONTENT_TYPE: &[u8] = b"text/plain; version=0.0.4";
 
 /// The content handler of a `next_upstream_status_metrics` location.
 unsafe extern "C" fn metrics_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
-    // SAFETY: nginx calls content handlers with a valid request.
-    let rr = unsafe { &mut *r };
-    if rr.method & (NGX_HTTP_GET | NGX_HTTP_HEAD) as ngx_uint_t == 0 {
+    // SAFETY: nginx calls content handlers with a valid request; `Request` is a transparent
+    // wrapper of it, and this handler holds the only reference.
+    let request = unsafe { Request::from_ngx_http_request(r) };
+    let method = request.as_ref().method;
+    if method & (NGX_HTTP_GET | NGX_HTTP_HEAD) as ngx_uint_t == 0 {
         return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
     }
-    // SAFETY: as above.
-    let rc = unsafe { ngx_http_discard_request_body(r) };
-    if rc != NGX_OK as ngx_int_t {
-        return rc;
+    let rc = request.discard_request_body();
+    if rc != Status::NGX_OK {
+        return rc.0;
     }
-    let Some(zone) = zone_of(rr) else {
+    let Some(zone) = zone_of(request.as_ref()) else {
         return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
     };
     let text = render(&zone.snapshot());
-    log_debug!(rr.connection, "metrics: {} bytes", text.len());
+    log_debug!(request.connection(), "metrics: {} bytes", text.len());
 
-    // SAFETY: `ngx_http_request_t` is what `Request` wraps (a transparent wrapper).
-    let pool = unsafe { Request::from_ngx_http_request(r) }.pool();
+    let pool = request.pool();
     // SAFETY: the request pool is valid.
     let body = unsafe { ngx_str_t::from_bytes(pool.as_ptr(), text.as_bytes()) };
     let b = pool.calloc_type::<ngx_buf_t>();
@@ -94,31 +93,32 @@ unsafe extern "C" fn metrics_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
     };
 
-    rr.headers_out.status = NGX_HTTP_OK as ngx_uint_t;
-    rr.headers_out.content_length_n = text.len() as i64;
-    rr.headers_out.content_type = ngx_str_t {
+    let headers = &mut request.as_mut().headers_out;
+    headers.status = NGX_HTTP_OK as ngx_uint_t;
+    headers.content_length_n = text.len() as i64;
+    headers.content_type = ngx_str_t {
         len: CONTENT_TYPE.len(),
         data: CONTENT_TYPE.as_ptr().cast_mut(),
     };
-    rr.headers_out.content_type_len = CONTENT_TYPE.len();
-    rr.headers_out.content_type_lowcase = ptr::null_mut();
-    // SAFETY: as above.
-    let rc = unsafe { ngx_http_send_header(r) };
+    headers.content_type_len = CONTENT_TYPE.len();
+    headers.content_type_lowcase = ptr::null_mut();
+    let rc = request.send_header().0;
     // HEAD by its method, not the request's bit field (whose place the bindings must match).
-    let head = rr.method == NGX_HTTP_HEAD as ngx_uint_t;
-    if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || head {
+    if rc == NGX_ERROR as ngx_int_t
+        || rc > NGX_OK as ngx_int_t
+        || method == NGX_HTTP_HEAD as ngx_uint_t
+    {
         return rc;
     }
+    // SAFETY: `b` is a fresh zeroed buffer.
+    let buf = unsafe { &mut *b };
+    buf.pos = body.data;
+    // SAFETY: the body's `len` bytes are in the request pool from `data` on.
+    buf.last = unsafe { body.data.add(body.len) };
+    bitfields::set_last_buf(buf, true, true);
     let mut out = ngx_chain_t {
         buf: b,
         next: ptr::null_mut(),
     };
-    // SAFETY: `b` is a fresh zeroed buffer; the body lives in the request pool.
-    unsafe {
-        let buf = &mut *b;
-        buf.pos = body.data;
-        buf.last = body.data.add(body.len);
-        bitfields::set_last_buf(buf, true, true);
-        ngx_http_output_filter(r, &mut out)
-    }
+    request.output_filter(&mut out).0
 }

@@ -31,7 +31,8 @@ use ngx::ffi::{
     NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT, NGX_OK,
 };
 use ngx::http::{
-    HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule, NgxHttpUpstreamModule,
+    HttpModuleConfExt, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule,
+    NgxHttpUpstreamModule,
 };
 
 use crate::decision::{self, Attempt, Verdict};
@@ -87,7 +88,7 @@ unsafe extern "C" fn init_peer_with_status_retry(
     // SAFETY: nginx calls peer.init with a valid request whose main conf is this http block's.
     let Some(original) = Module::main_conf(unsafe { &*r }).and_then(|mcf| mcf.original_init(us))
     else {
-        // SAFETY: as above.
+        // SAFETY: a valid request (nginx's), read once for its connection.
         let connection = unsafe { (*r).connection };
         log_alert!(connection, "peer.init of upstream block not found");
         return NGX_ERROR as ngx_int_t;
@@ -98,7 +99,8 @@ unsafe extern "C" fn init_peer_with_status_retry(
     if rc != NGX_OK as ngx_int_t {
         return rc;
     }
-    // SAFETY: as above.
+    // SAFETY: a valid request; the original peer.init has returned, no other reference
+    // into it is live.
     let rr = unsafe { &mut *r };
     match Module::location_conf(rr).and_then(LocConf::retry_on) {
         Some(retry_on) => hook_request(rr, retry_on),
@@ -114,12 +116,14 @@ fn hook_request(r: &mut ngx_http_request_t, retry_on: &'static RetryOn) -> ngx_i
     const OK: ngx_int_t = NGX_OK as ngx_int_t;
     // SAFETY: peer.init is called from ngx_http_upstream_init_request, with r->upstream set.
     let u = unsafe { &mut *r.upstream };
-    // SAFETY: reading the proxy module's index and this request's location conf array.
-    let proxy_conf = unsafe { *r.loc_conf.add(ngx_http_proxy_module.ctx_index) };
+    // SAFETY: the proxy module is in every nginx this module loads into (it is needed to
+    // build it); its location conf starts with its `ngx_http_upstream_conf_t`.
+    let proxy_conf =
+        unsafe { r.http_location_conf_unchecked::<c_void>(&*ptr::addr_of!(ngx_http_proxy_module)) };
     // SAFETY: `r` is valid. A context for this same upstream means the callbacks are wrapped
     // already; wrapping them twice would make the wrapper call itself.
     let wrapped = unsafe { request_ctx(r) }.is_some_and(|ctx| ctx.upstream == r.upstream);
-    if u.conf.cast::<c_void>() != proxy_conf || wrapped {
+    if proxy_conf.map(|p| p.as_ptr()) != Some(u.conf.cast::<c_void>()) || wrapped {
         return OK;
     }
     let (Some(process_header), Some(reinit_request)) = (u.process_header, u.reinit_request) else {
@@ -242,7 +246,9 @@ unsafe fn with_own_parser(
 ) -> ngx_int_t {
     // SAFETY: `r->upstream` is valid during upstream processing.
     let u = unsafe { (*r).upstream };
-    // SAFETY: as above; `callback` as the caller promises.
+    // SAFETY: `u` is valid as just said and only reached through the raw pointer, so the
+    // callback's own writes to it invalidate no reference; `callback` as the caller
+    // promises.
     unsafe {
         (*u).process_header = Some(ctx.process_header);
         let rc = callback(r);
@@ -309,7 +315,7 @@ fn intercepted(r: &ngx_http_request_t, u: &ngx_http_upstream_t, status: ngx_uint
     };
     // SAFETY: `error_pages` is null or an array of `ngx_http_err_page_t` in the configuration.
     let pages = match unsafe { clcf.error_pages.as_ref() } {
-        // SAFETY: as above.
+        // SAFETY: `error_pages` holds `ngx_http_err_page_t` entries (`error_page` fills it).
         Some(array) => unsafe { array.as_slice::<ngx_http_err_page_t>() },
         None => &[],
     };
@@ -472,7 +478,7 @@ fn renumber_http2_request(u: &mut ngx_http_upstream_t) {
     // the proxy module wrote the connection preface and the request's frames into, in
     // memory between `start` and `last`.
     let Some(first) = (unsafe { u.request_bufs.as_ref() }).and_then(|cl| {
-        // SAFETY: as above.
+        // SAFETY: a chain link's `buf` is null or a valid buffer.
         unsafe { cl.buf.as_ref() }
     }) else {
         return;
@@ -480,7 +486,8 @@ fn renumber_http2_request(u: &mut ngx_http_upstream_t) {
     if first.start.is_null() || first.last < first.start {
         return;
     }
-    // SAFETY: as above; nothing else reads or writes the buffer while nginx reinitialises.
+    // SAFETY: `start..last` is the memory the proxy module wrote the frames into (checked
+    // ordered above); nothing else reads or writes it while nginx reinitialises.
     let written = unsafe {
         slice::from_raw_parts_mut(first.start, first.last as usize - first.start as usize)
     };

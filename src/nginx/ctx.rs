@@ -3,12 +3,12 @@
 //! the facts about its upstream that several of them ask. Below every callback that uses it.
 
 use core::ffi::c_void;
-use core::{ptr, slice};
+use core::{mem, ptr, slice};
 
-use ngx::core::Pool;
 use ngx::ffi::{
     ngx_http_request_t, ngx_http_upstream_conf_t, ngx_http_upstream_t, ngx_int_t, ngx_list_t,
-    ngx_module_t, ngx_str_t, ngx_uint_t, off_t, NGX_HTTP_HEAD, NGX_HTTP_NOT_MODIFIED,
+    ngx_module_t, ngx_palloc, ngx_pnalloc, ngx_str_t, ngx_uint_t, off_t, NGX_HTTP_HEAD,
+    NGX_HTTP_NOT_MODIFIED,
 };
 use ngx::http::{HttpModule, Request};
 
@@ -109,10 +109,13 @@ pub fn new_request_ctx(r: &mut ngx_http_request_t, ctx: RequestCtx) -> Option<()
 }
 
 /// `value` moved into the request pool (no cleanup handler: `T` is `Copy`, nothing to drop).
+///
+/// `ngx_palloc` by hand: `ngx::core::Pool::alloc` is not inlined across crates (an extra
+/// call on every hooked request and every retry).
+#[inline]
 pub fn pool_value<T: Copy>(r: &ngx_http_request_t, value: T) -> Option<*mut T> {
     // SAFETY: a request's pool is valid while the request is.
-    let pool = unsafe { Pool::from_ngx_pool(r.pool) };
-    let p = pool.alloc_type::<T>();
+    let p = unsafe { ngx_palloc(r.pool, mem::size_of::<T>()) }.cast::<T>();
     if p.is_null() {
         return None;
     }
@@ -216,9 +219,9 @@ fn pool_copy(r: &ngx_http_request_t, body: Body) -> Option<ngx_str_t> {
     if body.is_empty() {
         return Some(ngx_str_t::empty());
     }
-    // SAFETY: a request's pool is valid while the request is.
-    let pool = unsafe { Pool::from_ngx_pool(r.pool) };
-    let p = pool.alloc_unaligned(body.len()).cast::<u8>();
+    // SAFETY: a request's pool is valid while the request is. (`ngx_pnalloc` by hand, on
+    // every retry: `Pool::alloc_unaligned` is not inlined across crates.)
+    let p = unsafe { ngx_pnalloc(r.pool, body.len()) }.cast::<u8>();
     if p.is_null() {
         return None;
     }

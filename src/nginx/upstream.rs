@@ -20,7 +20,8 @@
 //!    passed over is sent instead ([`super::kept_answer`]).
 
 use core::ffi::c_void;
-use core::{mem, ptr, slice};
+use core::ptr::{self, NonNull};
+use core::{mem, slice};
 
 use ngx::core::Pool;
 use ngx::ffi::{
@@ -119,11 +120,12 @@ fn hook_request(r: &mut ngx_http_request_t, retry_on: &'static RetryOn) -> ngx_i
     // SAFETY: the proxy module is in every nginx this module loads into (it is needed to
     // build it); its location conf starts with its `ngx_http_upstream_conf_t`.
     let proxy_conf =
-        unsafe { r.http_location_conf_unchecked::<c_void>(&*ptr::addr_of!(ngx_http_proxy_module)) };
+        unsafe { r.http_location_conf_unchecked::<c_void>(&*ptr::addr_of!(ngx_http_proxy_module)) }
+            .map_or(ptr::null_mut(), NonNull::as_ptr);
     // SAFETY: `r` is valid. A context for this same upstream means the callbacks are wrapped
     // already; wrapping them twice would make the wrapper call itself.
     let wrapped = unsafe { request_ctx(r) }.is_some_and(|ctx| ctx.upstream == r.upstream);
-    if proxy_conf.map(|p| p.as_ptr()) != Some(u.conf.cast::<c_void>()) || wrapped {
+    if u.conf.cast::<c_void>() != proxy_conf || wrapped {
         return OK;
     }
     let (Some(process_header), Some(reinit_request)) = (u.process_header, u.reinit_request) else {

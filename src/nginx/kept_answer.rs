@@ -33,6 +33,7 @@ static mut NEXT_BODY_FILTER: ngx_http_output_body_filter_pt = None;
 /// # Safety
 /// Only from postconfiguration, which nginx runs on one thread while no request is served.
 pub unsafe fn install_filters() {
+    // By hand: `ngx` 0.5.1 has no call to join nginx's filter chains.
     // SAFETY: as the caller promises, nothing else reads or writes the chains now.
     unsafe {
         NEXT_HEADER_FILTER = ngx_http_top_header_filter;
@@ -155,6 +156,8 @@ fn replace_headers(r: &mut ngx_http_request_t, kept: &KeptAnswer) -> Result<(), 
             r.headers_out.content_type_len = h.value.len;
             return;
         }
+        // By hand: `Request::add_header_out` makes a header from two strings and hashes it
+        // again; this copies the server's entry with its hash and lowercase key.
         // SAFETY: the list is the request's own header list.
         let elt = unsafe { ngx_list_push(&mut r.headers_out.headers) }.cast::<ngx_table_elt_t>();
         if elt.is_null() {
@@ -173,6 +176,8 @@ fn replace_headers(r: &mut ngx_http_request_t, kept: &KeptAnswer) -> Result<(), 
     result
 }
 
+/// By hand: `ngx::http::list_iterator` yields only names and values, and the filter needs each
+/// entry's hash and lowercase key.
 fn for_each_header(list: &ngx_list_t, mut f: impl FnMut(&ngx_table_elt_t)) {
     let mut part: *const ngx_list_part_t = &list.part;
     // SAFETY: a list's parts form a null-terminated chain of arrays of `nelts` entries each.

@@ -10,14 +10,15 @@
 //!    `process_header` and `reinit_request`.
 //! 3. When a parsed response has a listed status and nginx would be able to retry it, the
 //!    status is shown to nginx as 404 and `u->conf` is pointed at a copy of the location's
-//!    configuration that has `http_404` in `next_upstream` (made once per worker). nginx then takes its own retry path: the peer is freed as
-//!    `NGX_PEER_NEXT` (no `max_fails` accounting), tries and timeouts are honoured, the request
-//!    body is replayed.
+//!    configuration that has `http_404` in `next_upstream` (made once per worker). nginx then
+//!    takes its own retry path: the peer is freed as `NGX_PEER_NEXT` (no `max_fails`
+//!    accounting), tries and timeouts are honoured, the request body is replayed.
 //! 4. When the next attempt starts (`reinit_request`), or the request ends before it could
 //!    (`finalize_request`), the real configuration and the real status in `$upstream_status`
 //!    are put back.
 //! 5. If the request ends with nginx's own 5xx because no later server answered, the answer
-//!    passed over is sent instead ([`super::kept_answer`]).
+//!    passed over is sent instead, by the filters in `kept_answer.rs` (registration installs
+//!    them beside these hooks).
 
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};

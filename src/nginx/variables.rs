@@ -37,6 +37,7 @@ const VARIABLES: [(ngx_str_t, GetVariable); 2] = [
 pub unsafe fn add_variables(cf: *mut ngx_conf_t) -> ngx_int_t {
     for (name, get) in VARIABLES {
         let mut name = name;
+        // By hand: `ngx` 0.5.1 has no call to declare a variable.
         // SAFETY: `cf` is valid; nginx copies the name into the configuration pool.
         let var = unsafe { ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as _) };
         // SAFETY: null, or the variable nginx just declared.

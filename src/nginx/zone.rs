@@ -100,6 +100,7 @@ pub unsafe fn add(
     size: usize,
     module: &ngx_module_t,
 ) -> Result<NonNull<Zone>, AddError> {
+    // By hand: `ngx` 0.5.1 can use a zone (`SlabPool::from_shm_zone`) but not declare one.
     // SAFETY: as the caller promises; nginx only compares the tag.
     let shm_zone =
         unsafe { ngx_shared_memory_add(cf, name, size, ptr::from_ref(module).cast_mut().cast()) };
@@ -131,7 +132,8 @@ unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, data: *mut c_void)
     // SAFETY: nginx calls this with the zone `add` declared, whose data is its `Zone`, and
     // with null or the previous configuration's `Zone` of the same zone.
     let (zone, old) = unsafe { (&mut *(*shm_zone).data.cast::<Zone>(), data.cast::<Zone>()) };
-    // SAFETY: null or the previous configuration's `Zone`, as above.
+    // SAFETY: `data` is null or the `Zone` of the configuration before a reload, in the old
+    // configuration's pool, which nginx frees only after this call.
     if let Some(old) = unsafe { old.as_ref() } {
         zone.shared = old.shared;
         return NGX_OK as ngx_int_t;

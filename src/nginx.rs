@@ -1,66 +1,82 @@
-//! The module's statics and registration with nginx.
+//! The module's registration with nginx: its `ngx_module_t`, its context and its command
+//! table, at the top of the nginx side. Every file below imports only files below it:
+//!
+//! - [`bitfields`], [`log`]: nginx's bit fields through C, and the log lines;
+//! - [`conf`]: everything configuration-time (the module's handle on its configuration,
+//!   the directives' handlers, the originals table), with [`zone`], the counters' shared
+//!   memory, under it;
+//! - [`ctx`]: the per-request state the callbacks share;
+//! - [`metrics`]: counting for a request, and the metrics location;
+//! - [`upstream`], [`kept_answer`], [`variables`]: the hooks into nginx's upstream
+//!   machinery, the kept answer's filters, the variables.
 
 mod bitfields;
-pub mod conf;
+mod conf;
+mod ctx;
 mod kept_answer;
 mod log;
 mod metrics;
 mod upstream;
 mod variables;
+mod zone;
 
 use core::ptr;
 
 use ngx::ffi::{
-    ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, NGX_ERROR, NGX_HTTP_MODULE, NGX_OK,
+    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_uint_t,
+    NGX_CONF_1MORE, NGX_CONF_NOARGS, NGX_CONF_TAKE12, NGX_ERROR, NGX_HTTP_LOC_CONF,
+    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE,
+    NGX_HTTP_SRV_CONF, NGX_OK,
 };
-use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
+use ngx::http::{HttpModule, HttpModuleMainConf};
+use ngx::ngx_string;
 
-pub struct Module;
+use conf::{Module, SetupError};
 
-impl HttpModule for Module {
-    fn module() -> &'static ngx_module_t {
-        // SAFETY: nginx writes the module's indices once, before any request; afterwards the
-        // static is only read.
-        unsafe { &*ptr::addr_of!(ngx_http_next_upstream_status_module) }
-    }
+/// Preconfiguration: declares the variables.
+///
+/// # Safety
+/// Called by nginx with the http block's configuration.
+unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+    // SAFETY: as the caller promises.
+    unsafe { variables::add_variables(cf) }
+}
 
-    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        // SAFETY: nginx calls preconfiguration with the http block's configuration.
-        unsafe { variables::add_variables(cf) }
-    }
-
-    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        // SAFETY: nginx calls postconfiguration with the http block's configuration.
-        let checked =
-            Module::main_conf(unsafe { &*cf }).map_or(Ok(()), metrics::check_configuration);
-        // SAFETY: as above.
-        match checked.and_then(|()| unsafe { upstream::wrap_upstream_blocks(cf) }) {
-            Ok(()) => NGX_OK as ngx_int_t,
-            Err(why) => {
-                ngx::ngx_conf_log_error!(
-                    ngx::ffi::NGX_LOG_EMERG,
-                    cf,
-                    "next_upstream_status: {why}"
-                );
-                NGX_ERROR as ngx_int_t
-            }
+/// Postconfiguration: checks the http block, then installs the hooks and the filters, if
+/// any level uses the directive (if none does, nginx behaves exactly as without the module).
+///
+/// # Safety
+/// Called by nginx with the http block's configuration, on one thread, before any request.
+unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+    // SAFETY: as the caller promises.
+    match unsafe { install(cf) } {
+        Ok(()) => NGX_OK as ngx_int_t,
+        Err(why) => {
+            ngx::ngx_conf_log_error!(ngx::ffi::NGX_LOG_EMERG, cf, "next_upstream_status: {why}");
+            NGX_ERROR as ngx_int_t
         }
     }
 }
 
-// SAFETY: `MainConf` is the type this module's `create_main_conf` allocates.
-unsafe impl HttpModuleMainConf for Module {
-    type MainConf = conf::MainConf;
-}
-
-// SAFETY: `LocConf` is the type this module's `create_loc_conf` allocates.
-unsafe impl HttpModuleLocationConf for Module {
-    type LocationConf = conf::LocConf;
+/// # Safety
+/// As for [`postconfiguration`].
+unsafe fn install(cf: *mut ngx_conf_t) -> Result<(), SetupError> {
+    // SAFETY: `cf` is valid during postconfiguration.
+    let mcf = Module::main_conf(unsafe { &*cf }).ok_or(SetupError::NoMainConf)?;
+    mcf.check()?;
+    if !mcf.used {
+        return Ok(());
+    }
+    // SAFETY: `cf` is the http block's configuration, being finished.
+    unsafe { upstream::wrap_upstream_blocks(cf) }?;
+    // SAFETY: postconfiguration, as `install_filters` requires.
+    unsafe { kept_answer::install_filters() };
+    Ok(())
 }
 
 static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
-    preconfiguration: Some(Module::preconfiguration),
-    postconfiguration: Some(Module::postconfiguration),
+    preconfiguration: Some(preconfiguration),
+    postconfiguration: Some(postconfiguration),
     create_main_conf: Some(Module::create_main_conf),
     init_main_conf: None,
     create_srv_conf: None,
@@ -69,15 +85,45 @@ static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     merge_loc_conf: Some(Module::merge_loc_conf),
 };
 
+static mut COMMANDS: [ngx_command_t; 4] = [
+    ngx_command_t {
+        name: ngx_string!("proxy_next_upstream_status"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE)
+            as ngx_uint_t,
+        set: Some(conf::set_proxy_next_upstream_status),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("next_upstream_status_zone"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE12) as ngx_uint_t,
+        set: Some(conf::set_next_upstream_status_zone),
+        conf: NGX_HTTP_MAIN_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("next_upstream_status_metrics"),
+        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS) as ngx_uint_t,
+        set: Some(metrics::set_next_upstream_status_metrics),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t::empty(),
+];
+
 #[cfg(all(feature = "export-modules", not(test)))]
 ngx::ngx_modules!(ngx_http_next_upstream_status_module);
 
+/// The module; `conf` declares it for the files below (see there).
 #[used]
 #[no_mangle]
 #[allow(non_upper_case_globals)]
 pub static mut ngx_http_next_upstream_status_module: ngx_module_t = ngx_module_t {
     ctx: ptr::addr_of!(MODULE_CTX) as *mut _,
-    commands: ptr::addr_of_mut!(conf::COMMANDS) as *mut _,
+    commands: ptr::addr_of_mut!(COMMANDS) as *mut _,
     type_: NGX_HTTP_MODULE as _,
     ..ngx_module_t::default()
 };

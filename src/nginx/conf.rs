@@ -1,4 +1,6 @@
-//! The directive's command table, its handler and the configuration it fills in.
+//! Everything configuration-time: the module's handle on its own configuration ([`Module`]),
+//! what the directives fill in, their handlers, and the checks made when the http block is
+//! complete. Below every callback that reads the configuration.
 
 use core::cell::Cell;
 use core::ffi::{c_char, c_void};
@@ -6,22 +8,62 @@ use core::ptr::{self, NonNull};
 
 use ngx::core::NGX_CONF_ERROR;
 use ngx::ffi::{
-    ngx_command_t, ngx_conf_t, ngx_http_upstream_conf_t, ngx_str_t, ngx_uint_t, NGX_CONF_1MORE,
-    NGX_CONF_NOARGS, NGX_CONF_TAKE12, NGX_HTTP_COPY, NGX_HTTP_DELETE, NGX_HTTP_GET, NGX_HTTP_HEAD,
-    NGX_HTTP_LOCK, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
-    NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MKCOL, NGX_HTTP_MOVE, NGX_HTTP_OPTIONS, NGX_HTTP_PATCH,
-    NGX_HTTP_POST, NGX_HTTP_PROPFIND, NGX_HTTP_PROPPATCH, NGX_HTTP_PUT, NGX_HTTP_SRV_CONF,
-    NGX_HTTP_UNLOCK,
+    ngx_command_t, ngx_conf_t, ngx_http_request_t, ngx_http_upstream_conf_t,
+    ngx_http_upstream_srv_conf_t, ngx_int_t, ngx_module_t, ngx_pagesize, ngx_str_t, ngx_uint_t,
+    NGX_HTTP_COPY, NGX_HTTP_DELETE, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_LOCK, NGX_HTTP_MKCOL,
+    NGX_HTTP_MOVE, NGX_HTTP_OPTIONS, NGX_HTTP_PATCH, NGX_HTTP_POST, NGX_HTTP_PROPFIND,
+    NGX_HTTP_PROPPATCH, NGX_HTTP_PUT, NGX_HTTP_UNLOCK,
 };
-use ngx::http::{HttpModuleMainConf, Merge, MergeConfigError};
-use ngx::ngx_string;
+use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, Merge, MergeConfigError};
+use thiserror::Error;
 
 use crate::directive::{self, Directive};
 use crate::methods::{Method, MethodSet};
-use crate::nginx::metrics;
-use crate::nginx::upstream::Originals;
-use crate::nginx::Module;
+use crate::metrics::parse_zone;
+use crate::nginx::zone::{self, Zone};
 use crate::statuses::StatusSet;
+
+extern "C" {
+    /// The module itself, defined with its registration (`nginx.rs`, at the top) and declared
+    /// here the way a C module's header declares it, so that everything between can reach
+    /// the module's indices without importing upward.
+    static mut ngx_http_next_upstream_status_module: ngx_module_t;
+}
+
+/// This module, as the `ngx` crate's configuration and context helpers know it.
+pub struct Module;
+
+impl HttpModule for Module {
+    #[inline(always)]
+    fn module() -> &'static ngx_module_t {
+        // SAFETY: nginx writes the module's indices once, before any configuration is read
+        // through them; afterwards the static is only read.
+        unsafe { &*ptr::addr_of!(ngx_http_next_upstream_status_module) }
+    }
+}
+
+// SAFETY: `MainConf` is the type this module's `create_main_conf` allocates.
+unsafe impl HttpModuleMainConf for Module {
+    type MainConf = MainConf;
+}
+
+// SAFETY: `LocConf` is the type this module's `create_loc_conf` allocates.
+unsafe impl HttpModuleLocationConf for Module {
+    type LocationConf = LocConf;
+}
+
+/// Why the http block's configuration cannot be completed.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SetupError {
+    #[error(
+        "\"next_upstream_status_metrics\" needs \"next_upstream_status_zone\" in the http block"
+    )]
+    MetricsWithoutZone,
+    #[error("no main configuration")]
+    NoMainConf,
+    #[error("no upstream configuration")]
+    NoUpstreamConf,
+}
 
 /// The location's rule in the form the request path asks it: a status set and nginx's own
 /// method bits, so that a response is judged with a lookup and a mask.
@@ -63,49 +105,59 @@ pub struct MainConf {
     /// Whether any level turns the directive on; if none does, nothing is installed and nginx
     /// behaves exactly as without the module.
     pub used: bool,
-    /// The upstream blocks' own `peer.init`, saved when the module wraps them.
-    pub originals: Originals,
+    /// The upstream blocks' own `peer.init`, saved when the module wraps them, sorted by
+    /// block address. Dropped with the configuration (`create_main_conf` allocates the main
+    /// conf with a cleanup handler).
+    pub originals: Box<[Original]>,
     /// `next_upstream_status_zone`: the counters' shared memory, if configured.
-    pub zone: Option<NonNull<metrics::Zone>>,
+    pub zone: Option<NonNull<Zone>>,
     /// Whether a location has `next_upstream_status_metrics`.
     pub metrics_used: bool,
 }
 
-pub static mut COMMANDS: [ngx_command_t; 4] = [
-    ngx_command_t {
-        name: ngx_string!("proxy_next_upstream_status"),
-        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE)
-            as ngx_uint_t,
-        set: Some(set_proxy_next_upstream_status),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: ptr::null_mut(),
-    },
-    ngx_command_t {
-        name: ngx_string!("next_upstream_status_zone"),
-        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE12) as ngx_uint_t,
-        set: Some(metrics::set_zone),
-        conf: NGX_HTTP_MAIN_CONF_OFFSET,
-        offset: 0,
-        post: ptr::null_mut(),
-    },
-    ngx_command_t {
-        name: ngx_string!("next_upstream_status_metrics"),
-        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS) as ngx_uint_t,
-        set: Some(metrics::set_metrics),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: ptr::null_mut(),
-    },
-    ngx_command_t::empty(),
-];
+pub type InitPeer =
+    unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_http_upstream_srv_conf_t) -> ngx_int_t;
+
+/// An upstream block and the `peer.init` its balancer set.
+#[derive(Clone, Copy, Debug)]
+pub struct Original {
+    pub upstream: *const ngx_http_upstream_srv_conf_t,
+    pub init: InitPeer,
+}
+
+impl MainConf {
+    /// The `peer.init` the module wrapped for `upstream`.
+    #[inline]
+    pub fn original_init(&self, upstream: *const ngx_http_upstream_srv_conf_t) -> Option<InitPeer> {
+        let i = self
+            .originals
+            .binary_search_by_key(&upstream, |e| e.upstream)
+            .ok()?;
+        Some(self.originals[i].init)
+    }
+
+    /// Postconfiguration: the metrics location needs a zone to read.
+    pub fn check(&self) -> Result<(), SetupError> {
+        if self.metrics_used && self.zone.is_none() {
+            return Err(SetupError::MetricsWithoutZone);
+        }
+        Ok(())
+    }
+
+    /// The counters' zone, when one is configured and initialised.
+    pub fn zone(&self) -> Option<&'static Zone> {
+        // SAFETY: the zone's `Zone` is in the configuration pool, which outlives requests.
+        let zone = unsafe { self.zone?.as_ref() };
+        zone.is_ready().then_some(zone)
+    }
+}
 
 /// Handles `proxy_next_upstream_status off | STATUS ... [methods=...] [keep_answer=on|off]`.
 ///
 /// # Safety
 /// Called by nginx with a valid `cf` whose arguments are the directive's, and `conf` pointing
 /// at this module's `LocConf` for the level being parsed.
-unsafe extern "C" fn set_proxy_next_upstream_status(
+pub unsafe extern "C" fn set_proxy_next_upstream_status(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
@@ -162,4 +214,51 @@ fn nginx_method_bits(methods: MethodSet) -> ngx_uint_t {
             Method::Patch => NGX_HTTP_PATCH,
         } as ngx_uint_t
     })
+}
+
+/// Handles `next_upstream_status_zone NAME [SIZE]` in the http block.
+///
+/// # Safety
+/// Called by nginx with a valid `cf` whose arguments are the directive's, and `conf` pointing
+/// at this module's `MainConf`.
+pub unsafe extern "C" fn set_next_upstream_status_zone(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes this module's main configuration.
+    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+    if mcf.zone.is_some() {
+        return c"is duplicate".as_ptr().cast_mut();
+    }
+    // SAFETY: `cf->args` holds the directive's name and arguments, valid `ngx_str_t`s in the
+    // configuration pool.
+    let args = unsafe { (*(*cf).args).as_slice_mut::<ngx_str_t>() };
+    let values: Vec<&[u8]> = args.iter().skip(1).map(|a| a.as_bytes()).collect();
+    // SAFETY: nginx sets the page size before it reads any configuration.
+    let minimum = 8 * unsafe { ngx_pagesize };
+    let spec = match parse_zone(&values, minimum) {
+        Ok(spec) => spec,
+        Err(err) => {
+            ngx::ngx_conf_log_error!(ngx::ffi::NGX_LOG_EMERG, cf, "{err}");
+            return NGX_CONF_ERROR;
+        }
+    };
+    // The name as nginx read it: it lives in the configuration pool, as the zone needs.
+    let Some(name) = args.get_mut(1) else {
+        return NGX_CONF_ERROR;
+    };
+    // SAFETY: `cf` is valid while the directive is parsed.
+    match unsafe { zone::add(cf, name, spec.size, Module::module()) } {
+        Ok(zone) => {
+            mcf.zone = Some(zone);
+            ptr::null_mut()
+        }
+        // nginx has said why.
+        Err(zone::AddError::Refused) => NGX_CONF_ERROR,
+        Err(err) => {
+            ngx::ngx_conf_log_error!(ngx::ffi::NGX_LOG_EMERG, cf, "{err}");
+            NGX_CONF_ERROR
+        }
+    }
 }

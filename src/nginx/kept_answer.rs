@@ -2,114 +2,27 @@
 //!
 //! When a retry is staged, the answer is copied into the request pool ([`KeptAnswer::capture`]).
 //! If the request then ends with nginx's own 5xx before anything was sent
-//! ([`super::upstream`]'s finalize wrapper marks it due), nginx goes on to send its error page;
+//! (the upstream hooks' finalize wrapper marks it due), nginx goes on to send its error page;
 //! this module's header and body filters, first in nginx's chains, replace that page's status,
 //! headers and body with the kept answer. Everything nginx does for any response (add_header,
 //! the access log, keepalive to the client) then applies as usual.
 
-use core::{mem, ptr, slice};
+use core::{ptr, slice};
 
+use ngx::core::Pool;
 use ngx::ffi::{
     ngx_alloc_chain_link, ngx_buf_t, ngx_chain_t, ngx_hash_find, ngx_http_output_body_filter_pt,
     ngx_http_output_header_filter_pt, ngx_http_request_t, ngx_http_top_body_filter,
-    ngx_http_top_header_filter, ngx_http_upstream_t, ngx_int_t, ngx_list_part_t, ngx_list_push,
-    ngx_list_t, ngx_pcalloc, ngx_pnalloc, ngx_pool_t, ngx_str_t, ngx_table_elt_t, ngx_uint_t,
-    off_t, NGX_ERROR, NGX_HTTP_HEAD, NGX_HTTP_NOT_MODIFIED,
+    ngx_http_top_header_filter, ngx_int_t, ngx_list_part_t, ngx_list_push, ngx_list_t, ngx_str_t,
+    ngx_table_elt_t, ngx_uint_t, NGX_ERROR,
 };
 
-use crate::kept_answer::{body_to_keep, is_connection_header, Body, KeptBody};
+use crate::kept_answer::is_connection_header;
 use crate::metrics::Family;
 use crate::nginx::bitfields;
+use crate::nginx::ctx::{request_ctx, KeptAnswer, RequestCtx, Serving};
 use crate::nginx::log::{log_debug, log_warn};
 use crate::nginx::metrics;
-use crate::nginx::upstream::{framing, peer_name, request_ctx, RequestCtx, Serving};
-
-/// A passed-over answer, copied where a retry cannot overwrite it.
-pub struct KeptAnswer {
-    status: ngx_uint_t,
-    status_line: ngx_str_t,
-    /// The upstream's parsed header list, by value: nginx starts a new list for the next
-    /// attempt, and the entries (with their names and values) live in the request pool.
-    headers: ngx_list_t,
-    /// What the client is told: the body's length, or for HEAD the length the server declared.
-    content_length: off_t,
-    body: ngx_str_t,
-    body_dropped: bool,
-    peer: ngx_str_t,
-}
-
-impl KeptAnswer {
-    /// Copies the answer `u` has just parsed. `None` if the pool is exhausted (the retry then
-    /// goes ahead without a kept answer, as in stock nginx).
-    pub fn capture(r: &ngx_http_request_t, u: &ngx_http_upstream_t) -> Option<KeptAnswer> {
-        let status = u.headers_in.status_n;
-        let bodiless = r.method == NGX_HTTP_HEAD as ngx_uint_t
-            || status == NGX_HTTP_NOT_MODIFIED as ngx_uint_t;
-        let declared = u.headers_in.content_length_n;
-        // SAFETY: after the header is parsed, `u->buffer` holds what was read after it
-        // between `pos` and `last`.
-        let read = unsafe { bytes(u.buffer.pos, u.buffer.last) };
-
-        let (body, content_length, body_dropped) =
-            match body_to_keep(framing(u), declared, read, bodiless) {
-                KeptBody::Whole(body) => {
-                    let length = if bodiless {
-                        declared
-                    } else {
-                        body.len() as off_t
-                    };
-                    (pool_copy(r.pool, body)?, length, false)
-                }
-                KeptBody::Dropped => (ngx_str_t::empty(), 0, true),
-            };
-        Some(KeptAnswer {
-            status,
-            // In the request pool already (the upstream module copies it there), like the
-            // headers' names and values, and like the peer's name (nginx keeps it for
-            // `$upstream_addr`): only the body must be copied out of the reused buffer.
-            status_line: u.headers_in.status_line,
-            headers: u.headers_in.headers,
-            content_length,
-            body,
-            body_dropped,
-            peer: peer_name(u),
-        })
-    }
-}
-
-/// # Safety
-/// `start..end` must be null or a valid range of initialised bytes.
-unsafe fn bytes<'a>(start: *const u8, end: *const u8) -> &'a [u8] {
-    if start.is_null() || end <= start {
-        return &[];
-    }
-    // SAFETY: the caller promises a valid range.
-    unsafe { slice::from_raw_parts(start, end as usize - start as usize) }
-}
-
-/// The body's pieces copied into one buffer of the request pool, out of the upstream buffer
-/// the next attempt reuses.
-fn pool_copy(pool: *mut ngx_pool_t, body: Body) -> Option<ngx_str_t> {
-    if body.is_empty() {
-        return Some(ngx_str_t::empty());
-    }
-    // SAFETY: the request pool is valid.
-    let p = unsafe { ngx_pnalloc(pool, body.len()) }.cast::<u8>();
-    if p.is_null() {
-        return None;
-    }
-    let mut at = 0;
-    for piece in body.pieces() {
-        // SAFETY: the pieces add up to `body.len()` bytes, the room at `p`; they lie in the
-        // upstream buffer, which does not overlap a fresh pool allocation.
-        unsafe { ptr::copy_nonoverlapping(piece.as_ptr(), p.add(at), piece.len()) };
-        at += piece.len();
-    }
-    Some(ngx_str_t {
-        len: body.len(),
-        data: p,
-    })
-}
 
 static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;
 static mut NEXT_BODY_FILTER: ngx_http_output_body_filter_pt = None;
@@ -120,6 +33,7 @@ static mut NEXT_BODY_FILTER: ngx_http_output_body_filter_pt = None;
 /// # Safety
 /// Only from postconfiguration, which nginx runs on one thread while no request is served.
 pub unsafe fn install_filters() {
+    // By hand: `ngx` 0.5.1 has no call to join nginx's filter chains.
     // SAFETY: as the caller promises, nothing else reads or writes the chains now.
     unsafe {
         NEXT_HEADER_FILTER = ngx_http_top_header_filter;
@@ -134,7 +48,7 @@ unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
     // is looked at further, out of line, so the common path is a test and a jump.
     // SAFETY: nginx calls header filters with a valid request.
     if unsafe { (*r).err_status } != 0 {
-        // SAFETY: as above.
+        // SAFETY: a valid request whose header is being sent, as the callee needs.
         return unsafe { header_filter_own_error(r) };
     }
     // SAFETY: calling the next filter, saved from nginx's chain at configuration.
@@ -148,11 +62,12 @@ unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
 unsafe fn header_filter_own_error(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: the caller promises a valid request.
     let Some(retried) = unsafe { request_ctx(r) }.and_then(RequestCtx::retried) else {
-        // SAFETY: as above.
+        // SAFETY: passing on the valid request the caller gave.
         return unsafe { next_header_filter(r) };
     };
     if let (Serving::Due { failure }, Some(kept)) = (retried.serving, retried.kept.as_ref()) {
-        // SAFETY: as above.
+        // SAFETY: a valid request; the only other live reference, `retried`, is to the
+        // context in its pool, not into the request.
         let rr = unsafe { &mut *r };
         // Only nginx's own page for that failure, not some other response.
         if rr.headers_out.status == failure as ngx_uint_t {
@@ -179,7 +94,7 @@ unsafe fn header_filter_own_error(r: *mut ngx_http_request_t) -> ngx_int_t {
             );
         }
     }
-    // SAFETY: as above.
+    // SAFETY: passing on the valid request the caller gave; `rr` is no longer used.
     unsafe { next_header_filter(r) }
 }
 
@@ -241,6 +156,8 @@ fn replace_headers(r: &mut ngx_http_request_t, kept: &KeptAnswer) -> Result<(), 
             r.headers_out.content_type_len = h.value.len;
             return;
         }
+        // By hand: `Request::add_header_out` makes a header from two strings and hashes it
+        // again; this copies the server's entry with its hash and lowercase key.
         // SAFETY: the list is the request's own header list.
         let elt = unsafe { ngx_list_push(&mut r.headers_out.headers) }.cast::<ngx_table_elt_t>();
         if elt.is_null() {
@@ -259,12 +176,14 @@ fn replace_headers(r: &mut ngx_http_request_t, kept: &KeptAnswer) -> Result<(), 
     result
 }
 
+/// By hand: `ngx::http::list_iterator` yields only names and values, and the filter needs each
+/// entry's hash and lowercase key.
 fn for_each_header(list: &ngx_list_t, mut f: impl FnMut(&ngx_table_elt_t)) {
     let mut part: *const ngx_list_part_t = &list.part;
     // SAFETY: a list's parts form a null-terminated chain of arrays of `nelts` entries each.
     while let Some(p) = unsafe { part.as_ref() } {
         if p.nelts > 0 {
-            // SAFETY: as above.
+            // SAFETY: this part's array holds `nelts` initialised entries (the chain's rule).
             let entries =
                 unsafe { slice::from_raw_parts(p.elts.cast::<ngx_table_elt_t>(), p.nelts) };
             entries.iter().for_each(&mut f);
@@ -279,7 +198,7 @@ unsafe extern "C" fn body_filter(r: *mut ngx_http_request_t, input: *mut ngx_cha
     // further, out of line.
     // SAFETY: nginx calls body filters with a valid request.
     if unsafe { (*r).err_status } != 0 {
-        // SAFETY: as above.
+        // SAFETY: a valid request whose body is being sent, as the callee needs.
         return unsafe { body_filter_own_error(r, input) };
     }
     // SAFETY: calling the next filter, saved from nginx's chain at configuration.
@@ -297,8 +216,9 @@ unsafe fn body_filter_own_error(r: *mut ngx_http_request_t, input: *mut ngx_chai
         Some(retried) => match (retried.serving, retried.kept.as_ref()) {
             (Serving::HeaderSent, Some(kept)) => {
                 retried.serving = Serving::BodySent;
-                // SAFETY: as above.
-                match kept_body(unsafe { &*r }, kept) {
+                // SAFETY: a valid request; `retried` and `kept` are in its pool's context,
+                // not inside the request.
+                match kept_body(unsafe { &mut *r }, kept) {
                     Some(chain) => chain,
                     None => return NGX_ERROR as ngx_int_t,
                 }
@@ -309,7 +229,7 @@ unsafe fn body_filter_own_error(r: *mut ngx_http_request_t, input: *mut ngx_chai
         },
         None => input,
     };
-    // SAFETY: as above.
+    // SAFETY: passing on the valid request the caller gave, with a valid chain or none.
     unsafe { next_body_filter(r, input) }
 }
 
@@ -327,15 +247,18 @@ unsafe fn next_body_filter(r: *mut ngx_http_request_t, input: *mut ngx_chain_t) 
 }
 
 /// The kept body as one in-memory buffer that ends the response.
-fn kept_body(r: &ngx_http_request_t, kept: &KeptAnswer) -> Option<*mut ngx_chain_t> {
-    // SAFETY: the request pool is valid; a zeroed buffer is an empty one.
-    let b = unsafe { ngx_pcalloc(r.pool, mem::size_of::<ngx_buf_t>()) }.cast::<ngx_buf_t>();
-    // SAFETY: as above.
-    let cl = unsafe { ngx_alloc_chain_link(r.pool) };
+fn kept_body(r: &mut ngx_http_request_t, kept: &KeptAnswer) -> Option<*mut ngx_chain_t> {
+    let main = ptr::eq(r, r.main);
+    // SAFETY: a request's pool is valid while the request is.
+    let pool = unsafe { Pool::from_ngx_pool(r.pool) };
+    // A zeroed buffer is an empty one.
+    let b = pool.calloc_type::<ngx_buf_t>();
+    // SAFETY: the request pool is valid. (`ngx` has no call for a chain link: nginx's own
+    // reuses the pool's free links.)
+    let cl = unsafe { ngx_alloc_chain_link(pool.as_ptr()) };
     if b.is_null() || cl.is_null() {
         return None;
     }
-    let main = ptr::eq(r, r.main);
     // SAFETY: `b` and `cl` are fresh; the body lives in the request pool.
     unsafe {
         let buf = &mut *b;
@@ -348,11 +271,4 @@ fn kept_body(r: &ngx_http_request_t, kept: &KeptAnswer) -> Option<*mut ngx_chain
         (*cl).next = ptr::null_mut();
     }
     Some(cl)
-}
-
-impl KeptAnswer {
-    /// The kept answer's status (`$next_upstream_status_kept`).
-    pub fn status(&self) -> ngx_uint_t {
-        self.status
-    }
 }

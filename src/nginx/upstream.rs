@@ -10,27 +10,30 @@
 //!    `process_header` and `reinit_request`.
 //! 3. When a parsed response has a listed status and nginx would be able to retry it, the
 //!    status is shown to nginx as 404 and `u->conf` is pointed at a copy of the location's
-//!    configuration that has `http_404` in `next_upstream` (made once per worker). nginx then takes its own retry path: the peer is freed as
-//!    `NGX_PEER_NEXT` (no `max_fails` accounting), tries and timeouts are honoured, the request
-//!    body is replayed.
+//!    configuration that has `http_404` in `next_upstream` (made once per worker). nginx then
+//!    takes its own retry path: the peer is freed as `NGX_PEER_NEXT` (no `max_fails`
+//!    accounting), tries and timeouts are honoured, the request body is replayed.
 //! 4. When the next attempt starts (`reinit_request`), or the request ends before it could
 //!    (`finalize_request`), the real configuration and the real status in `$upstream_status`
 //!    are put back.
 //! 5. If the request ends with nginx's own 5xx because no later server answered, the answer
-//!    passed over is sent instead ([`super::kept_answer`]).
+//!    passed over is sent instead, by the filters in `kept_answer.rs` (registration installs
+//!    them beside these hooks).
 
 use core::ffi::c_void;
-use core::{mem, ptr, slice};
+use core::ptr::{self, NonNull};
+use core::{mem, slice};
 
+use ngx::core::Pool;
 use ngx::ffi::{
     ngx_conf_t, ngx_cycle, ngx_http_err_page_t, ngx_http_request_t, ngx_http_upstream_conf_t,
     ngx_http_upstream_srv_conf_t, ngx_http_upstream_state_t, ngx_http_upstream_t, ngx_int_t,
-    ngx_module_t, ngx_msec_t, ngx_palloc, ngx_str_t, ngx_uint_t, NGX_ERROR, NGX_HTTP_LOCK,
-    NGX_HTTP_NOT_FOUND, NGX_HTTP_NOT_MODIFIED, NGX_HTTP_PATCH, NGX_HTTP_POST,
-    NGX_HTTP_UPSTREAM_FT_HTTP_404, NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT, NGX_OK,
+    ngx_msec_t, ngx_str_t, ngx_uint_t, NGX_ERROR, NGX_HTTP_LOCK, NGX_HTTP_NOT_FOUND,
+    NGX_HTTP_NOT_MODIFIED, NGX_HTTP_PATCH, NGX_HTTP_POST, NGX_HTTP_UPSTREAM_FT_HTTP_404,
+    NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT, NGX_OK,
 };
 use ngx::http::{
-    HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule,
+    HttpModuleConfExt, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule,
     NgxHttpUpstreamModule,
 };
 
@@ -39,77 +42,13 @@ use crate::http2;
 use crate::kept_answer::{self, Framing};
 use crate::metrics::Family;
 use crate::nginx::bitfields;
-use crate::nginx::conf::{LocConf, RetryOn};
-use crate::nginx::kept_answer::KeptAnswer;
+use crate::nginx::conf::{LocConf, Module, Original, RetryOn, SetupError};
+use crate::nginx::ctx::{
+    framing, new_request_ctx, ngx_http_proxy_module, peer_name, pool_value, request_ctx,
+    KeptAnswer, ProcessHeader, RequestCtx, Retried, Serving, Staged,
+};
 use crate::nginx::log::{log_alert, log_debug, log_info};
-use crate::nginx::{metrics, Module};
-
-type InitPeer =
-    unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_http_upstream_srv_conf_t) -> ngx_int_t;
-type ProcessHeader = unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t;
-type FinalizeRequest = unsafe extern "C" fn(*mut ngx_http_request_t, ngx_int_t);
-
-extern "C" {
-    /// The proxy module's first location-conf field is its `ngx_http_upstream_conf_t`; comparing
-    /// `u->conf` with it tells a `proxy_pass` request from a fastcgi/uwsgi/scgi/grpc one.
-    static ngx_http_proxy_module: ngx_module_t;
-}
-
-/// The `peer.init` of each wrapped upstream block, sorted by block address for lookup.
-/// Lives in the configuration pool, like the blocks themselves.
-#[derive(Debug)]
-pub struct Originals {
-    entries: *const Original,
-    len: usize,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Original {
-    upstream: *const ngx_http_upstream_srv_conf_t,
-    init: InitPeer,
-}
-
-impl Default for Originals {
-    fn default() -> Self {
-        Originals {
-            entries: ptr::null(),
-            len: 0,
-        }
-    }
-}
-
-impl Originals {
-    fn as_slice(&self) -> &[Original] {
-        if self.len == 0 {
-            return &[];
-        }
-        // SAFETY: `entries` points at `len` initialised entries in the cycle's pool, which
-        // outlives every request and is never written after configuration.
-        unsafe { slice::from_raw_parts(self.entries, self.len) }
-    }
-
-    fn find(&self, upstream: *const ngx_http_upstream_srv_conf_t) -> Option<InitPeer> {
-        let entries = self.as_slice();
-        let i = entries
-            .binary_search_by_key(&upstream, |e| e.upstream)
-            .ok()?;
-        Some(entries[i].init)
-    }
-}
-
-/// How the response bytes in `u->buffer` are framed: the proxy module tags its HTTP/1
-/// upstream's output with itself, its HTTP/2 sibling (`proxy_http_version 2`, nginx
-/// 1.29.4+) with its own. Only asked of `proxy_pass` requests.
-pub fn framing(u: &ngx_http_upstream_t) -> Framing {
-    if ptr::eq(
-        u.output.tag.cast_const(),
-        ptr::addr_of!(ngx_http_proxy_module).cast(),
-    ) {
-        Framing::Http1
-    } else {
-        Framing::Http2
-    }
-}
+use crate::nginx::metrics;
 
 /// Postconfiguration: wraps `peer.init` of every upstream block, explicit (`upstream {}`) and
 /// implicit (`proxy_pass http://host:port`). By now every block's `init_upstream` has run, so
@@ -117,16 +56,11 @@ pub fn framing(u: &ngx_http_upstream_t) -> Framing {
 ///
 /// # Safety
 /// `cf` must be the http block's configuration being finished by nginx.
-pub unsafe fn wrap_upstream_blocks(cf: *mut ngx_conf_t) -> Result<(), &'static str> {
+pub unsafe fn wrap_upstream_blocks(cf: *mut ngx_conf_t) -> Result<(), SetupError> {
     // SAFETY: `cf` is valid during postconfiguration.
     let cf_ref = unsafe { &*cf };
-    let Some(mcf) = Module::main_conf_mut(cf_ref) else {
-        return Err("no main configuration");
-    };
-    if !mcf.used {
-        return Ok(());
-    }
-    let umcf = NgxHttpUpstreamModule::main_conf(cf_ref).ok_or("no upstream configuration")?;
+    let mcf = Module::main_conf_mut(cf_ref).ok_or(SetupError::NoMainConf)?;
+    let umcf = NgxHttpUpstreamModule::main_conf(cf_ref).ok_or(SetupError::NoUpstreamConf)?;
     // SAFETY: the upstream module's array of block pointers is fully built by now.
     let blocks = unsafe {
         umcf.upstreams
@@ -143,74 +77,8 @@ pub unsafe fn wrap_upstream_blocks(cf: *mut ngx_conf_t) -> Result<(), &'static s
         }
     }
     originals.sort_unstable_by_key(|e| e.upstream);
-
-    let size = mem::size_of_val(originals.as_slice());
-    // SAFETY: the pool is valid; `ngx_palloc` aligns to a pointer, enough for `Original`.
-    let entries = unsafe { ngx_palloc(cf_ref.pool, size.max(1)) }.cast::<Original>();
-    if entries.is_null() {
-        return Err("out of memory");
-    }
-    // SAFETY: `entries` has room for `originals.len()` entries and does not overlap the Vec.
-    unsafe { ptr::copy_nonoverlapping(originals.as_ptr(), entries, originals.len()) };
-    mcf.originals = Originals {
-        entries,
-        len: originals.len(),
-    };
-    // SAFETY: called from postconfiguration, as `install_filters` requires.
-    unsafe { super::kept_answer::install_filters() };
+    mcf.originals = originals.into_boxed_slice();
     Ok(())
-}
-
-/// What a request whose location has the directive on keeps between the callbacks.
-pub struct RequestCtx {
-    upstream: *mut ngx_http_upstream_t,
-    retry_on: *const RetryOn,
-    /// The upstream module's current callbacks (the proxy module replaces `process_header`
-    /// itself: status line first, then headers).
-    process_header: ProcessHeader,
-    reinit_request: ProcessHeader,
-    /// Made at the first status-triggered retry, so that a request without one takes no
-    /// more from its pool than this small context.
-    retried: *mut Retried,
-}
-
-impl RequestCtx {
-    pub fn retried(&mut self) -> Option<&mut Retried> {
-        // SAFETY: null, or a `Retried` in this request's pool, written when it was made.
-        unsafe { self.retried.as_mut() }
-    }
-}
-
-/// What a request keeps once a retry was staged.
-pub struct Retried {
-    /// The upstream module's own; the wrapper restores what a staged retry changed first.
-    finalize_request: Option<FinalizeRequest>,
-    staged: Option<Staged>,
-    /// The last answer passed over, while `keep_answer` is on.
-    pub kept: Option<KeptAnswer>,
-    pub serving: Serving,
-    /// How many times the request was passed on after a listed status.
-    pub passed: usize,
-}
-
-/// Whether the kept answer replaces nginx's error page, and how far that has got.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Serving {
-    No,
-    /// The request ended with nginx's own `failure` status; its page is about to be sent.
-    Due {
-        failure: ngx_int_t,
-    },
-    HeaderSent,
-    BodySent,
-}
-
-/// A retry nginx is taking for a status shown to it as 404.
-struct Staged {
-    conf: *mut ngx_http_upstream_conf_t,
-    /// An index, not a pointer: `r->upstream_states` may grow and move.
-    state: usize,
-    status: ngx_uint_t,
 }
 
 /// Wraps an upstream block's `peer.init`: runs it, then hooks the request in if its location
@@ -220,9 +88,9 @@ unsafe extern "C" fn init_peer_with_status_retry(
     us: *mut ngx_http_upstream_srv_conf_t,
 ) -> ngx_int_t {
     // SAFETY: nginx calls peer.init with a valid request whose main conf is this http block's.
-    let Some(original) = Module::main_conf(unsafe { &*r }).and_then(|mcf| mcf.originals.find(us))
+    let Some(original) = Module::main_conf(unsafe { &*r }).and_then(|mcf| mcf.original_init(us))
     else {
-        // SAFETY: as above.
+        // SAFETY: a valid request (nginx's), read once for its connection.
         let connection = unsafe { (*r).connection };
         log_alert!(connection, "peer.init of upstream block not found");
         return NGX_ERROR as ngx_int_t;
@@ -233,7 +101,8 @@ unsafe extern "C" fn init_peer_with_status_retry(
     if rc != NGX_OK as ngx_int_t {
         return rc;
     }
-    // SAFETY: as above.
+    // SAFETY: a valid request; the original peer.init has returned, no other reference
+    // into it is live.
     let rr = unsafe { &mut *r };
     match Module::location_conf(rr).and_then(LocConf::retry_on) {
         Some(retry_on) => hook_request(rr, retry_on),
@@ -245,12 +114,15 @@ unsafe extern "C" fn init_peer_with_status_retry(
 /// `proxy_pass` request in a location with the directive on. Out of line: a location without
 /// the directive pays only for the check above.
 #[inline(never)]
-fn hook_request(r: &mut ngx_http_request_t, retry_on: &RetryOn) -> ngx_int_t {
+fn hook_request(r: &mut ngx_http_request_t, retry_on: &'static RetryOn) -> ngx_int_t {
     const OK: ngx_int_t = NGX_OK as ngx_int_t;
     // SAFETY: peer.init is called from ngx_http_upstream_init_request, with r->upstream set.
     let u = unsafe { &mut *r.upstream };
-    // SAFETY: reading the proxy module's index and this request's location conf array.
-    let proxy_conf = unsafe { *r.loc_conf.add(ngx_http_proxy_module.ctx_index) };
+    // SAFETY: the proxy module is in every nginx this module loads into (it is needed to
+    // build it); its location conf starts with its `ngx_http_upstream_conf_t`.
+    let proxy_conf =
+        unsafe { r.http_location_conf_unchecked::<c_void>(&*ptr::addr_of!(ngx_http_proxy_module)) }
+            .map_or(ptr::null_mut(), NonNull::as_ptr);
     // SAFETY: `r` is valid. A context for this same upstream means the callbacks are wrapped
     // already; wrapping them twice would make the wrapper call itself.
     let wrapped = unsafe { request_ctx(r) }.is_some_and(|ctx| ctx.upstream == r.upstream);
@@ -267,15 +139,8 @@ fn hook_request(r: &mut ngx_http_request_t, retry_on: &RetryOn) -> ngx_int_t {
         reinit_request,
         retried: ptr::null_mut(),
     };
-    // SAFETY: the request pool is valid; `ngx_palloc` aligns to a pointer, enough for the ctx.
-    let p = unsafe { ngx_palloc(r.pool, mem::size_of::<RequestCtx>()) }.cast::<RequestCtx>();
-    if p.is_null() {
+    if new_request_ctx(r, ctx).is_none() {
         return NGX_ERROR as ngx_int_t;
-    }
-    // SAFETY: `p` is fresh, aligned and large enough; the slot is this module's in `r->ctx`.
-    unsafe {
-        p.write(ctx);
-        *r.ctx.add(module_index()) = p.cast();
     }
     u.process_header = Some(process_header_with_status_retry);
     u.reinit_request = Some(reinit_request_with_status_retry);
@@ -284,24 +149,6 @@ fn hook_request(r: &mut ngx_http_request_t, retry_on: &RetryOn) -> ngx_int_t {
         unsafe { u.upstream.as_ref() }.map_or(ngx_str_t::empty(), |us| us.host)
     });
     OK
-}
-
-fn module_index() -> usize {
-    Module::module().ctx_index
-}
-
-/// The request's context, if the peer.init wrapper made one.
-///
-/// # Safety
-/// `r` must be a valid request.
-pub unsafe fn request_ctx<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut RequestCtx> {
-    // SAFETY: `r->ctx` has a slot for every http module; ours holds null or a `RequestCtx`
-    // from this request's pool.
-    unsafe {
-        (*(*r).ctx.add(module_index()))
-            .cast::<RequestCtx>()
-            .as_mut()
-    }
 }
 
 /// The context is made in peer.init and lives as long as the request; finding none would
@@ -326,8 +173,7 @@ unsafe extern "C" fn process_header_with_status_retry(r: *mut ngx_http_request_t
     }
     // SAFETY: `r->upstream` is valid during upstream processing.
     let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
-    // SAFETY: `retry_on` points into the location's configuration, which outlives requests.
-    let retry_on = unsafe { &*ctx.retry_on };
+    let retry_on = ctx.retry_on;
     // The common answer is not listed: decided here, the rest out of line.
     if retry_on.statuses.contains(u.headers_in.status_n) {
         consider_retry(rr, u, ctx, retry_on);
@@ -403,7 +249,9 @@ unsafe fn with_own_parser(
 ) -> ngx_int_t {
     // SAFETY: `r->upstream` is valid during upstream processing.
     let u = unsafe { (*r).upstream };
-    // SAFETY: as above; `callback` as the caller promises.
+    // SAFETY: `u` is valid as just said and only reached through the raw pointer, so the
+    // callback's own writes to it invalidate no reference; `callback` as the caller
+    // promises.
     unsafe {
         (*u).process_header = Some(ctx.process_header);
         let rc = callback(r);
@@ -470,7 +318,7 @@ fn intercepted(r: &ngx_http_request_t, u: &ngx_http_upstream_t, status: ngx_uint
     };
     // SAFETY: `error_pages` is null or an array of `ngx_http_err_page_t` in the configuration.
     let pages = match unsafe { clcf.error_pages.as_ref() } {
-        // SAFETY: as above.
+        // SAFETY: `error_pages` holds `ngx_http_err_page_t` entries (`error_page` fills it).
         Some(array) => unsafe { array.as_slice::<ngx_http_err_page_t>() },
         None => &[],
     };
@@ -489,11 +337,6 @@ fn stage_retry(
         return;
     };
     if ctx.retried.is_null() {
-        // SAFETY: the request pool is valid; pool allocations are aligned for pointers.
-        let p = unsafe { ngx_palloc(r.pool, mem::size_of::<Retried>()) }.cast::<Retried>();
-        if p.is_null() {
-            return;
-        }
         let retried = Retried {
             finalize_request: u.finalize_request,
             staged: None,
@@ -501,8 +344,9 @@ fn stage_retry(
             serving: Serving::No,
             passed: 0,
         };
-        // SAFETY: `p` is fresh and large enough.
-        unsafe { p.write(retried) };
+        let Some(p) = pool_value(r, retried) else {
+            return;
+        };
         ctx.retried = p;
         u.finalize_request = Some(finalize_request_with_status_retry);
     }
@@ -549,15 +393,6 @@ fn stage_retry(
     metrics::count(r, u.upstream, Family::Passed, status, peer_name(u));
 }
 
-/// The server the current attempt went to, as `$upstream_addr` names it.
-pub fn peer_name(u: &ngx_http_upstream_t) -> ngx_str_t {
-    // SAFETY: `peer.name` is null or set by the balancer for the current attempt, and lives
-    // as long as the request (nginx keeps it for `$upstream_addr`).
-    unsafe { u.peer.name.as_ref() }
-        .copied()
-        .unwrap_or(ngx_str_t::empty())
-}
-
 /// An upstream configuration like `conf` that passes a 404 on: `conf` itself if it already
 /// does, else a copy. Configuration does not change while a worker runs, so the copy is made
 /// once per worker and location, in the cycle's pool; a request whose location does not
@@ -577,16 +412,10 @@ fn retry_conf(
         return Some(copy);
     }
     let cache = source.is_null();
-    let pool = if cache {
-        // SAFETY: in a worker, `ngx_cycle` is the running cycle; its pool lives as long as
-        // the configuration does.
-        unsafe { (*ngx_cycle).pool }
-    } else {
-        r.pool
-    };
-    // SAFETY: the pool is valid; pool allocations are aligned for any nginx structure.
-    let copy = unsafe { ngx_palloc(pool, mem::size_of::<ngx_http_upstream_conf_t>()) }
-        .cast::<ngx_http_upstream_conf_t>();
+    // SAFETY: in a worker, `ngx_cycle` is the running cycle, whose pool lives as long as the
+    // configuration does; a request's pool lives as long as the request.
+    let pool = unsafe { Pool::from_ngx_pool(if cache { (*ngx_cycle).pool } else { r.pool }) };
+    let copy = pool.alloc_type::<ngx_http_upstream_conf_t>();
     if copy.is_null() {
         return None;
     }
@@ -652,7 +481,7 @@ fn renumber_http2_request(u: &mut ngx_http_upstream_t) {
     // the proxy module wrote the connection preface and the request's frames into, in
     // memory between `start` and `last`.
     let Some(first) = (unsafe { u.request_bufs.as_ref() }).and_then(|cl| {
-        // SAFETY: as above.
+        // SAFETY: a chain link's `buf` is null or a valid buffer.
         unsafe { cl.buf.as_ref() }
     }) else {
         return;
@@ -660,7 +489,8 @@ fn renumber_http2_request(u: &mut ngx_http_upstream_t) {
     if first.start.is_null() || first.last < first.start {
         return;
     }
-    // SAFETY: as above; nothing else reads or writes the buffer while nginx reinitialises.
+    // SAFETY: `start..last` is the memory the proxy module wrote the frames into (checked
+    // ordered above); nothing else reads or writes it while nginx reinitialises.
     let written = unsafe {
         slice::from_raw_parts_mut(first.start, first.last as usize - first.start as usize)
     };

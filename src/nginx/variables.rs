@@ -5,19 +5,19 @@
 //! - `$next_upstream_status_kept`: the status of the kept answer sent instead of nginx's own
 //!   error, empty otherwise.
 //!
-//! Both read the request's context (`upstream::RequestCtx`), so they cost nothing until a
+//! Both read the request's context (`ctx::RequestCtx`), so they cost nothing until a
 //! configuration uses them.
 
 use core::ptr;
 
 use ngx::ffi::{
     ngx_conf_t, ngx_http_add_variable, ngx_http_request_t, ngx_http_variable_value_t, ngx_int_t,
-    ngx_pnalloc, ngx_str_t, NGX_ERROR, NGX_HTTP_VAR_NOCACHEABLE, NGX_OK,
+    ngx_str_t, NGX_ERROR, NGX_HTTP_VAR_NOCACHEABLE, NGX_OK,
 };
 use ngx::ngx_string;
 
 use crate::nginx::bitfields;
-use crate::nginx::upstream::{request_ctx, RequestCtx, Retried, Serving};
+use crate::nginx::ctx::{request_ctx, RequestCtx, Retried, Serving};
 
 type GetVariable = unsafe extern "C" fn(
     *mut ngx_http_request_t,
@@ -37,6 +37,7 @@ const VARIABLES: [(ngx_str_t, GetVariable); 2] = [
 pub unsafe fn add_variables(cf: *mut ngx_conf_t) -> ngx_int_t {
     for (name, get) in VARIABLES {
         let mut name = name;
+        // By hand: `ngx` 0.5.1 has no call to declare a variable.
         // SAFETY: `cf` is valid; nginx copies the name into the configuration pool.
         let var = unsafe { ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as _) };
         // SAFETY: null, or the variable nginx just declared.
@@ -65,13 +66,10 @@ fn set_value(
         ptr::null_mut()
     } else {
         // SAFETY: the request's pool is valid while its variables are evaluated.
-        let p = unsafe { ngx_pnalloc((*r).pool, digits.len()) }.cast::<u8>();
-        if p.is_null() {
-            return NGX_ERROR as ngx_int_t;
+        match unsafe { ngx_str_t::from_bytes((*r).pool, digits) } {
+            Some(copy) => copy.data,
+            None => return NGX_ERROR as ngx_int_t,
         }
-        // SAFETY: `p` has room for the digits.
-        unsafe { ptr::copy_nonoverlapping(digits.as_ptr(), p, digits.len()) };
-        p
     };
     // SAFETY: nginx passes a valid value to fill in.
     bitfields::set_variable(unsafe { &mut *v }, data, digits.len());
@@ -95,7 +93,7 @@ unsafe extern "C" fn kept_variable(
     _data: usize,
 ) -> ngx_int_t {
     let status = retried(r).and_then(|retried| match retried.serving {
-        Serving::HeaderSent | Serving::BodySent => retried.kept.as_ref().map(|k| k.status()),
+        Serving::HeaderSent | Serving::BodySent => retried.kept.as_ref().map(|k| k.status),
         _ => None,
     });
     match status {

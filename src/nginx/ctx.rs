@@ -1,0 +1,239 @@
+//! The per-request state: what a request whose location has the directive on keeps between
+//! nginx's callbacks (the upstream hooks write it, the filters and the variables read it), and
+//! the facts about its upstream that several of them ask. Below every callback that uses it.
+
+use core::ffi::c_void;
+use core::{mem, ptr, slice};
+
+use ngx::ffi::{
+    ngx_http_request_t, ngx_http_upstream_conf_t, ngx_http_upstream_t, ngx_int_t, ngx_list_t,
+    ngx_module_t, ngx_palloc, ngx_pnalloc, ngx_str_t, ngx_uint_t, off_t, NGX_HTTP_HEAD,
+    NGX_HTTP_NOT_MODIFIED,
+};
+use ngx::http::{HttpModule, Request};
+
+use crate::kept_answer::{body_to_keep, Body, Framing, KeptBody};
+use crate::nginx::conf::{Module, RetryOn};
+
+pub type ProcessHeader = unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t;
+pub type FinalizeRequest = unsafe extern "C" fn(*mut ngx_http_request_t, ngx_int_t);
+
+extern "C" {
+    /// The proxy module: its tag on the upstream's output tells the HTTP/1 framing from the
+    /// HTTP/2 one, and its location conf's first field tells a `proxy_pass` request from a
+    /// fastcgi/uwsgi/scgi/grpc one (see `upstream::hook_request`).
+    pub static ngx_http_proxy_module: ngx_module_t;
+}
+
+/// What a request whose location has the directive on keeps between the callbacks.
+/// `Copy`, so that it goes into the request pool without a cleanup handler (nothing to drop).
+#[derive(Clone, Copy)]
+pub struct RequestCtx {
+    pub upstream: *mut ngx_http_upstream_t,
+    pub retry_on: &'static RetryOn,
+    /// The upstream module's current callbacks (the proxy module replaces `process_header`
+    /// itself: status line first, then headers).
+    pub process_header: ProcessHeader,
+    pub reinit_request: ProcessHeader,
+    /// Made at the first status-triggered retry, so that a request without one takes no
+    /// more from its pool than this small context.
+    pub retried: *mut Retried,
+}
+
+impl RequestCtx {
+    pub fn retried(&mut self) -> Option<&mut Retried> {
+        // SAFETY: null, or a `Retried` in this request's pool, written when it was made.
+        unsafe { self.retried.as_mut() }
+    }
+}
+
+/// What a request keeps once a retry was staged.
+#[derive(Clone, Copy)]
+pub struct Retried {
+    /// The upstream module's own; the wrapper restores what a staged retry changed first.
+    pub finalize_request: Option<FinalizeRequest>,
+    pub staged: Option<Staged>,
+    /// The last answer passed over, while `keep_answer` is on.
+    pub kept: Option<KeptAnswer>,
+    pub serving: Serving,
+    /// How many times the request was passed on after a listed status.
+    pub passed: usize,
+}
+
+/// Whether the kept answer replaces nginx's error page, and how far that has got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Serving {
+    No,
+    /// The request ended with nginx's own `failure` status; its page is about to be sent.
+    Due {
+        failure: ngx_int_t,
+    },
+    HeaderSent,
+    BodySent,
+}
+
+/// A retry nginx is taking for a status shown to it as 404.
+#[derive(Clone, Copy)]
+pub struct Staged {
+    pub conf: *mut ngx_http_upstream_conf_t,
+    /// An index, not a pointer: `r->upstream_states` may grow and move.
+    pub state: usize,
+    pub status: ngx_uint_t,
+}
+
+/// The request's context, if the peer.init wrapper made one.
+///
+/// Read by hand: `ngx::http::Request::get_module_ctx` gives only a shared reference, and the
+/// wrappers write to the context.
+///
+/// # Safety
+/// `r` must be a valid request, and no other reference to its context may be live.
+#[inline(always)]
+pub unsafe fn request_ctx<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut RequestCtx> {
+    // SAFETY: `r->ctx` has a slot for every http module; ours holds null or a `RequestCtx`
+    // from this request's pool, written by `new_request_ctx`.
+    unsafe {
+        (*(*r).ctx.add(Module::module().ctx_index))
+            .cast::<RequestCtx>()
+            .as_mut()
+    }
+}
+
+/// Puts `ctx` in the request pool and in the module's slot of `r->ctx`; `None` without memory.
+pub fn new_request_ctx(r: &mut ngx_http_request_t, ctx: RequestCtx) -> Option<()> {
+    let p = pool_value(r, ctx)?;
+    // SAFETY: `ngx_http_request_t` is what `Request` wraps (a transparent wrapper).
+    let request = unsafe { Request::from_ngx_http_request(r) };
+    request.set_module_ctx(p.cast::<c_void>(), Module::module());
+    Some(())
+}
+
+/// `value` moved into the request pool (no cleanup handler: `T` is `Copy`, nothing to drop).
+///
+/// `ngx_palloc` by hand: `ngx::core::Pool::alloc` is not inlined across crates (an extra
+/// call on every hooked request and every retry).
+#[inline]
+pub fn pool_value<T: Copy>(r: &ngx_http_request_t, value: T) -> Option<*mut T> {
+    // SAFETY: a request's pool is valid while the request is.
+    let p = unsafe { ngx_palloc(r.pool, mem::size_of::<T>()) }.cast::<T>();
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `p` is fresh and sized for `T`; pool allocations are aligned to a pointer,
+    // which is enough for the module's types.
+    unsafe { p.write(value) };
+    Some(p)
+}
+
+/// The server the current attempt went to, as `$upstream_addr` names it.
+pub fn peer_name(u: &ngx_http_upstream_t) -> ngx_str_t {
+    // SAFETY: `peer.name` is null or set by the balancer for the current attempt, and lives
+    // as long as the request (nginx keeps it for `$upstream_addr`).
+    unsafe { u.peer.name.as_ref() }
+        .copied()
+        .unwrap_or(ngx_str_t::empty())
+}
+
+/// How the response bytes in `u->buffer` are framed: the proxy module tags its HTTP/1
+/// upstream's output with itself, its HTTP/2 sibling (`proxy_http_version 2`, nginx
+/// 1.29.4+) with its own. Only asked of `proxy_pass` requests.
+pub fn framing(u: &ngx_http_upstream_t) -> Framing {
+    if ptr::eq(
+        u.output.tag.cast_const(),
+        ptr::addr_of!(ngx_http_proxy_module).cast(),
+    ) {
+        Framing::Http1
+    } else {
+        Framing::Http2
+    }
+}
+
+/// A passed-over answer, copied where a retry cannot overwrite it.
+#[derive(Clone, Copy)]
+pub struct KeptAnswer {
+    pub status: ngx_uint_t,
+    pub status_line: ngx_str_t,
+    /// The upstream's parsed header list, by value: nginx starts a new list for the next
+    /// attempt, and the entries (with their names and values) live in the request pool.
+    pub headers: ngx_list_t,
+    /// What the client is told: the body's length, or for HEAD the length the server declared.
+    pub content_length: off_t,
+    pub body: ngx_str_t,
+    pub body_dropped: bool,
+    pub peer: ngx_str_t,
+}
+
+impl KeptAnswer {
+    /// Copies the answer `u` has just parsed. `None` if the pool is exhausted (the retry then
+    /// goes ahead without a kept answer, as in stock nginx).
+    pub fn capture(r: &ngx_http_request_t, u: &ngx_http_upstream_t) -> Option<KeptAnswer> {
+        let status = u.headers_in.status_n;
+        let bodiless = r.method == NGX_HTTP_HEAD as ngx_uint_t
+            || status == NGX_HTTP_NOT_MODIFIED as ngx_uint_t;
+        let declared = u.headers_in.content_length_n;
+        // SAFETY: after the header is parsed, `u->buffer` holds what was read after it
+        // between `pos` and `last`.
+        let read = unsafe { bytes(u.buffer.pos, u.buffer.last) };
+
+        let (body, content_length, body_dropped) =
+            match body_to_keep(framing(u), declared, read, bodiless) {
+                KeptBody::Whole(body) => {
+                    let length = if bodiless {
+                        declared
+                    } else {
+                        body.len() as off_t
+                    };
+                    (pool_copy(r, body)?, length, false)
+                }
+                KeptBody::Dropped => (ngx_str_t::empty(), 0, true),
+            };
+        Some(KeptAnswer {
+            status,
+            // In the request pool already (the upstream module copies it there), like the
+            // headers' names and values, and like the peer's name (nginx keeps it for
+            // `$upstream_addr`): only the body must be copied out of the reused buffer.
+            status_line: u.headers_in.status_line,
+            headers: u.headers_in.headers,
+            content_length,
+            body,
+            body_dropped,
+            peer: peer_name(u),
+        })
+    }
+}
+
+/// # Safety
+/// `start..end` must be null or a valid range of initialised bytes.
+unsafe fn bytes<'a>(start: *const u8, end: *const u8) -> &'a [u8] {
+    if start.is_null() || end <= start {
+        return &[];
+    }
+    // SAFETY: the caller promises a valid range.
+    unsafe { slice::from_raw_parts(start, end as usize - start as usize) }
+}
+
+/// The body's pieces copied into one buffer of the request pool, out of the upstream buffer
+/// the next attempt reuses. (`ngx_str_t::from_bytes` copies one slice; a body over HTTP/2 is
+/// several frames' payloads.)
+fn pool_copy(r: &ngx_http_request_t, body: Body) -> Option<ngx_str_t> {
+    if body.is_empty() {
+        return Some(ngx_str_t::empty());
+    }
+    // SAFETY: a request's pool is valid while the request is. (`ngx_pnalloc` by hand, on
+    // every retry: `Pool::alloc_unaligned` is not inlined across crates.)
+    let p = unsafe { ngx_pnalloc(r.pool, body.len()) }.cast::<u8>();
+    if p.is_null() {
+        return None;
+    }
+    let mut at = 0;
+    for piece in body.pieces() {
+        // SAFETY: the pieces add up to `body.len()` bytes, the room at `p`; they lie in the
+        // upstream buffer, which does not overlap a fresh pool allocation.
+        unsafe { ptr::copy_nonoverlapping(piece.as_ptr(), p.add(at), piece.len()) };
+        at += piece.len();
+    }
+    Some(ngx_str_t {
+        len: body.len(),
+        data: p,
+    })
+}

@@ -1,0 +1,277 @@
+//! The counters' shared memory (`next_upstream_status_zone`).
+//!
+//! The zone holds a hash table of counters keyed by (what, upstream, server, status), in
+//! nginx's slab allocator. Every worker counts into it under the slab pool's mutex, so counts
+//! are exact across workers. On `nginx -s reload` nginx hands the new configuration the same
+//! zone (same name, size and module) and `init_zone` takes over the old table, so the counts
+//! carry on. Counting only happens when a request is passed on, exhausts its servers, or gets
+//! a kept answer: a request that is none of these never reaches this file.
+//!
+//! When the zone is full, counters that exist go on counting; a new one is not created, and
+//! the first such miss is logged (once per zone, whichever worker meets it).
+
+use core::alloc::Layout;
+use core::ffi::c_void;
+use core::ptr::{self, NonNull};
+use core::{mem, slice};
+
+use ngx::allocator::Allocator;
+use ngx::core::{Pool, SlabPool};
+use ngx::ffi::{
+    ngx_conf_t, ngx_connection_t, ngx_http_upstream_srv_conf_t, ngx_int_t, ngx_module_t,
+    ngx_shared_memory_add, ngx_shm_zone_t, ngx_str_t, ngx_uint_t, NGX_ERROR, NGX_OK,
+};
+use thiserror::Error;
+
+use crate::metrics::{key_hash, upstream_label, Family, Sample};
+use crate::nginx::bitfields;
+use crate::nginx::log::log_warn;
+
+/// Buckets of the zone's hash table. The keys are few (upstream blocks x servers x listed
+/// statuses), so chains stay short.
+const BUCKETS: usize = 128;
+
+/// This configuration's view of the zone, in the configuration pool (`shm_zone->data`).
+#[derive(Clone, Copy, Debug)]
+pub struct Zone {
+    shm_zone: *mut ngx_shm_zone_t,
+    /// Set by `init_zone`: the table in the zone, new or taken over from the previous
+    /// configuration.
+    shared: *mut Shared,
+}
+
+/// The table at the start of the zone's slab memory.
+#[repr(C)]
+struct Shared {
+    buckets: [*mut Entry; BUCKETS],
+    /// Set once an entry could not be made, so that only the first miss is logged.
+    full: usize,
+}
+
+/// One counter. Its upstream and server names follow it in the same slab allocation.
+#[repr(C)]
+struct Entry {
+    next: *mut Entry,
+    hash: u64,
+    count: u64,
+    upstream_len: usize,
+    server_len: usize,
+    status: u16,
+    family: u8,
+}
+
+impl Entry {
+    /// # Safety
+    /// `self` must be an entry made by `count`, followed by its names.
+    unsafe fn names(&self) -> (&[u8], &[u8]) {
+        let start = ptr::from_ref(self)
+            .cast::<u8>()
+            .wrapping_add(mem::size_of::<Entry>());
+        // SAFETY: `count` allocated the entry with room for both names right after it.
+        unsafe {
+            (
+                slice::from_raw_parts(start, self.upstream_len),
+                slice::from_raw_parts(start.add(self.upstream_len), self.server_len),
+            )
+        }
+    }
+}
+
+/// Why a zone could not be declared.
+#[derive(Debug, Error)]
+pub enum AddError {
+    /// nginx refused it (another use of the name, another size) and has said why.
+    #[error("refused")]
+    Refused,
+    #[error("zone \"{0}\" is already used by next_upstream_status_zone")]
+    Taken(ngx_str_t),
+    #[error("out of memory")]
+    NoMemory,
+}
+
+/// Declares the zone `name` of `size` bytes, tagged with `module` (so that a reload finds it
+/// again and another module's zone of the same name is refused by nginx).
+///
+/// # Safety
+/// `cf` must be the configuration being read; `name` must live in its pool.
+pub unsafe fn add(
+    cf: *mut ngx_conf_t,
+    name: &mut ngx_str_t,
+    size: usize,
+    module: &ngx_module_t,
+) -> Result<NonNull<Zone>, AddError> {
+    // By hand: `ngx` 0.5.1 can use a zone (`SlabPool::from_shm_zone`) but not declare one.
+    // SAFETY: as the caller promises; nginx only compares the tag.
+    let shm_zone =
+        unsafe { ngx_shared_memory_add(cf, name, size, ptr::from_ref(module).cast_mut().cast()) };
+    // SAFETY: null or a zone nginx just returned; `data` is set by whoever declared it first.
+    let Some(shm) = (unsafe { shm_zone.as_mut() }) else {
+        return Err(AddError::Refused);
+    };
+    if !shm.data.is_null() {
+        return Err(AddError::Taken(*name));
+    }
+    // SAFETY: the configuration pool is valid while the configuration is read.
+    let pool = unsafe { Pool::from_ngx_pool((*cf).pool) };
+    let zone = NonNull::new(pool.alloc_type::<Zone>()).ok_or(AddError::NoMemory)?;
+    // SAFETY: `zone` is fresh, aligned for pointers and sized for a `Zone`.
+    unsafe {
+        zone.as_ptr().write(Zone {
+            shm_zone,
+            shared: ptr::null_mut(),
+        })
+    };
+    shm.init = Some(init_zone);
+    shm.data = zone.as_ptr().cast();
+    Ok(zone)
+}
+
+/// Makes the table in a new zone, or takes over the previous configuration's (`data`) after
+/// a reload that kept the zone.
+unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, data: *mut c_void) -> ngx_int_t {
+    // SAFETY: nginx calls this with the zone `add` declared, whose data is its `Zone`, and
+    // with null or the previous configuration's `Zone` of the same zone.
+    let (zone, old) = unsafe { (&mut *(*shm_zone).data.cast::<Zone>(), data.cast::<Zone>()) };
+    // SAFETY: `data` is null or the `Zone` of the configuration before a reload, in the old
+    // configuration's pool, which nginx frees only after this call.
+    if let Some(old) = unsafe { old.as_ref() } {
+        zone.shared = old.shared;
+        return NGX_OK as ngx_int_t;
+    }
+    // SAFETY: the zone is mapped and its slab pool initialised before `init` is called.
+    let Some(mut pool) = (unsafe { SlabPool::from_shm_zone(&*shm_zone) }) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    // A full zone is logged once by `count`, not by the slab allocator on every miss.
+    bitfields::set_slab_log_nomem(pool.as_mut(), false);
+    let Ok(shared) = pool.allocate_zeroed(Layout::new::<Shared>()) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    zone.shared = shared.as_ptr().cast();
+    // For nginx's own bookkeeping (and Windows, where a zone may exist already).
+    pool.as_mut().data = zone.shared.cast();
+    NGX_OK as ngx_int_t
+}
+
+impl Zone {
+    /// Whether `init_zone` has made or taken over the table.
+    pub fn is_ready(&self) -> bool {
+        !self.shared.is_null()
+    }
+
+    /// Counts one event for the upstream block `us`; `server` counts only for
+    /// [`Family::Passed`]. `connection` is whose log hears of a full zone.
+    ///
+    /// Out of line: most requests are never counted (see `metrics::count`).
+    #[cold]
+    #[inline(never)]
+    pub fn count(
+        &self,
+        connection: *mut ngx_connection_t,
+        us: &ngx_http_upstream_srv_conf_t,
+        family: Family,
+        status: ngx_uint_t,
+        server: ngx_str_t,
+    ) {
+        let upstream = upstream_label(us.host.as_bytes(), us.port, us.srv_conf.is_null());
+        let server = if family == Family::Passed {
+            server.as_bytes()
+        } else {
+            &[]
+        };
+        let status = u16::try_from(status).unwrap_or(u16::MAX);
+        let hash = key_hash(family, status, &upstream, server);
+
+        // SAFETY: workers run with their zones mapped for their whole life.
+        let Some(pool) = (unsafe { SlabPool::from_shm_zone(&*self.shm_zone) }) else {
+            return;
+        };
+        let locked = pool.lock();
+        // SAFETY: the table is in the zone; it is read and written only under the slab mutex,
+        // held here until `locked` is dropped.
+        let shared = unsafe { &mut *self.shared };
+        let bucket = &mut shared.buckets[(hash % BUCKETS as u64) as usize];
+        let mut entry = *bucket;
+        // SAFETY: each chain holds entries made below, under the same mutex.
+        while let Some(e) = unsafe { entry.as_mut() } {
+            // SAFETY: an entry made below, followed by its names.
+            let names = unsafe { e.names() };
+            if e.hash == hash
+                && e.family == family as u8
+                && e.status == status
+                && names == (&upstream[..], server)
+            {
+                e.count += 1;
+                return;
+            }
+            entry = e.next;
+        }
+        let layout = Layout::from_size_align(
+            mem::size_of::<Entry>() + upstream.len() + server.len(),
+            mem::align_of::<Entry>(),
+        );
+        let Some(new) = layout.ok().and_then(|l| locked.allocate(l).ok()) else {
+            let first = shared.full == 0;
+            shared.full = 1;
+            drop(locked);
+            if first {
+                log_warn!(
+                    connection,
+                    "zone \"{}\" is full: counters not yet in it are not counted",
+                    // SAFETY: the zone's name is in the configuration pool.
+                    unsafe { (*self.shm_zone).shm.name }
+                );
+            }
+            return;
+        };
+        let new = new.as_ptr().cast::<Entry>();
+        // SAFETY: `new` is a fresh slab allocation, aligned for `Entry` and large enough for
+        // it and both names.
+        unsafe {
+            new.write(Entry {
+                next: *bucket,
+                hash,
+                count: 1,
+                upstream_len: upstream.len(),
+                server_len: server.len(),
+                status,
+                family: family as u8,
+            });
+            let names = new.cast::<u8>().add(mem::size_of::<Entry>());
+            ptr::copy_nonoverlapping(upstream.as_ptr(), names, upstream.len());
+            ptr::copy_nonoverlapping(server.as_ptr(), names.add(upstream.len()), server.len());
+        }
+        *bucket = new;
+    }
+
+    /// Copies the counters out of the zone.
+    pub fn snapshot(&self) -> Vec<Sample> {
+        let mut samples = Vec::new();
+        // SAFETY: workers run with their zones mapped for their whole life.
+        let Some(pool) = (unsafe { SlabPool::from_shm_zone(&*self.shm_zone) }) else {
+            return samples;
+        };
+        let _locked = pool.lock();
+        // SAFETY: the table is read under the slab mutex, held until `_locked` is dropped.
+        let shared = unsafe { &*self.shared };
+        for &head in &shared.buckets {
+            let mut entry = head;
+            // SAFETY: entries made by `count`, under the same mutex.
+            while let Some(e) = unsafe { entry.as_ref() } {
+                // SAFETY: an entry made by `count`, followed by its names.
+                let (upstream, server) = unsafe { e.names() };
+                if let Some(family) = Family::from_u8(e.family) {
+                    samples.push(Sample {
+                        family,
+                        upstream: upstream.to_vec(),
+                        server: server.to_vec(),
+                        status: e.status,
+                        count: e.count,
+                    });
+                }
+                entry = e.next;
+            }
+        }
+        samples
+    }
+}

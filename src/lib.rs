@@ -6,7 +6,7 @@
 //! - [`statuses`], [`methods`]: the sets it lists;
 //! - [`decision`]: whether a response passes the request on;
 //! - [`kept_answer`]: what is kept of a passed-over answer, and when it replaces nginx's 502;
-//! - [`http2`]: the HTTP/2 frames an HTTP/2 upstream leaves in nginx's buffers.
+//! - [`http2`]: the HTTP/2 frames an HTTP/2 upstream leaves in nginx's buffers;
 //! - [`metrics`]: the counters' zone directive and their Prometheus text form.
 //!
 //! The nginx side (`nginx`, behind the default `nginx` feature), in layers whose imports

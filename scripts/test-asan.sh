@@ -170,9 +170,12 @@ count() { if [ -d "$1" ]; then ls "$1" | wc -l; else echo 0; fi; }
 # 5. Any other report fails the run, whatever the tests said; so does a run in which no
 # process wrote its exit statistics (ASan was not there to check anything).
 reports=$(find "$REPORTS" -maxdepth 1 -type f -name 'asan.*' | sort)
-log "$processes nginx process(es) checked by ASan to their exit: $(count "$clean") clean," \
-    "$(count "$known") with only nginx's own exit-time leaks (set aside in $known)," \
-    "$(echo "$reports" | grep -c . || true) with an error report"
+n_clean=$(count "$clean")
+n_known=$(count "$known")
+n_reports=$(echo "$reports" | grep -c . || true)
+log "$processes nginx process(es) checked by ASan to their exit: $n_clean clean," \
+    "$n_known with only nginx's own exit-time leaks (set aside in $known)," \
+    "$n_reports with an error report"
 if [ "$processes" -eq 0 ]; then
     echo "test-asan: FAIL: no nginx process wrote AddressSanitizer exit statistics" >&2
     exit 1

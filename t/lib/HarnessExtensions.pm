@@ -13,7 +13,8 @@ package HarnessExtensions;
 # section does nothing (the block runs). Under upstream it becomes
 # `--- skip_nginx: N: >= 0.0.1: needs t/lib's harness: REASON`, the one skip section whose
 # reason upstream prints (a block that also has its own skip_nginx gets upstream's unnamed
-# skip_eval instead). Also nginx_version(), the same number under both harnesses.
+# skip_eval instead). Also nginx_version(), the same number under both harnesses, and an
+# empty --- config for a block without one, as this harness has it.
 
 use strict;
 use warnings;
@@ -39,6 +40,9 @@ our $Upstream = Test::Nginx::Socket->can('tcp_server_loop') ? 0 : 1;
 
 Test::Nginx::Socket::add_block_preprocessor(sub {
     my $block = shift;
+    # A block without --- config: here an empty one; upstream would reuse the previous
+    # block's, or bail out when there is none.
+    $block->set_value(config => '') if $Upstream && !defined $block->config;
     my $needs = $block->needs_harness // return;
     $needs =~ /^\s*(\d+)\s*:\s*(\S.*?)\s*$/s
         or die $block->name . ": --- needs_harness must be \"N: reason\", not \"$needs\"\n";

@@ -34,7 +34,6 @@ tree=$work/nginx-$version
 prefix=$work/nginx
 jobs=$(nproc 2>/dev/null || echo 2)
 
-
 step "fresh copy of nginx $version in $tree"
 rm -rf "$work"
 mkdir -p "$work"

@@ -117,12 +117,22 @@ test-deb: deb
 test-add-dynamic-module:
 	scripts/test-add-dynamic-module.sh
 
-## fuzz: the directive parser's property tests with 1,050,000 cases (tests/parser_props.rs)
+## fuzz: the directive parser's property tests, FUZZ_CASES per property (tests/parser_props.rs); prints the total
+FUZZ_CASES ?= 150000
 fuzz: | deps
-	PROPTEST_CASES=150000 \
+	mkdir -p $(BUILD)
+	PROPTEST_CASES=$(FUZZ_CASES) \
 	CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true \
 		cargo test --locked --release --no-default-features \
-		--target-dir $(BUILD)/target/fuzz --test parser_props
+		--target-dir $(BUILD)/target/fuzz --test parser_props >$(BUILD)/fuzz.log 2>&1; \
+		status=$$?; cat $(BUILD)/fuzz.log; [ $$status -eq 0 ]
+	@# The total from the run: the properties cargo says passed, each run with FUZZ_CASES
+	@# cases that passed (proptest counts a case it rejected as no case). No case: fail.
+	@awk -v cases=$(FUZZ_CASES) \
+		'/^test result: ok\. [0-9]+ passed/ { n += $$4 } \
+		END { if (n * cases == 0) { printf "fuzz: FAIL: %d properties x %d cases ran\n", n, cases; exit 1 } \
+		printf "fuzz: %d properties x %d cases = %d cases, all passed\n", n, cases, n * cases }' \
+		$(BUILD)/fuzz.log
 
 ## test-asan: t/ and t/reload/ against nginx and the module built with AddressSanitizer (build/asan/)
 test-asan: | deps
@@ -132,12 +142,12 @@ test-asan: | deps
 test-reload: build
 	$(PROVE_ENV) prove t/reload/
 
-## bench: the module against stock nginx: wall clock (wrk), instructions per request (callgrind), memory; 6-10 min
+## bench: the module against stock nginx: wall clock (wrk), instructions per request (callgrind), memory; prints how long it took
 bench: build
 	scripts/install-deps.sh bench
 	scripts/bench.sh --nginx $(NGINX_BIN) --module $(MODULE_SO)
 
-## bench-smoke: scripts/bench.sh --quick: every check of the benchmark in about a minute
+## bench-smoke: scripts/bench.sh --quick: every check of the benchmark, with tiny durations
 bench-smoke: build
 	scripts/install-deps.sh bench
 	scripts/bench.sh --quick --nginx $(NGINX_BIN) --module $(MODULE_SO)

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks ngx_http_next_upstream_status_module against stock nginx (issue 5).
 #
-#   scripts/bench.sh [options]     full run, about 9 minutes on 2 CPUs
-#   scripts/bench.sh --quick       smoke run for `make test`, about a minute: tiny durations,
+#   scripts/bench.sh [options]     full run (the report ends with how long it took)
+#   scripts/bench.sh --quick       smoke run for `make test`: tiny durations,
 #                                  one round, every check of the full run
 #
-# Everything runs on 127.0.0.1, ports 38000-38999: one backend nginx (fixed answers: 200
+# Everything runs on 127.0.0.1, on free ports: one backend nginx (fixed answers: 200
 # with a 3-byte body; 404 and 410 with empty bodies) and one front nginx per configuration
 # (one worker each, keepalive to the backends, access_log off, error_log at "error"). The
 # two fronts of a comparison differ only in what is compared. Three parts:
@@ -38,6 +38,8 @@
 #   --keep                keep the working directory (configurations, logs, callgrind files)
 #   --out FILE            also write the report (markdown) to FILE
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 command_line="scripts/bench.sh${*:+ $*}"
@@ -119,8 +121,8 @@ fi
 # rewritten in place under a running nginx crashes it.
 work=$(mktemp -d "${TMPDIR:-/tmp}/nginx-bench.XXXXXX")
 mkdir -p "$work/bin"
-cp "$nginx_src" "$work/bin/nginx"
-cp "$module_src" "$work/bin/module.so"
+install_so "$nginx_src" "$work/bin/nginx"
+install_so "$module_src" "$work/bin/module.so"
 nginx=$work/bin/nginx
 module=$work/bin/module.so
 
@@ -144,24 +146,21 @@ trap 'exit 130' INT TERM
 
 # --- ports --------------------------------------------------------------------------------
 
-# 38000-38999 lies inside Linux's default ephemeral range (32768-60999): any outgoing
-# connection on the machine may hold one of these ports, even in TIME_WAIT, and then
-# nginx cannot bind it. So each listener gets a port no socket uses right now, never
-# reused within the run, and a listener that still fails to bind is retried on another.
-next_port=38000
+# Each listener gets a port the kernel says is free now (scripts/lib.sh's free_port), never
+# one this run handed out before (a stopped front's port may still be in TIME_WAIT), and a
+# listener that still fails to bind (another process took the port meanwhile) is retried on
+# another.
+used_ports=" "
 new_port() {    # new_port VAR
-    local _np
-    while [ "$next_port" -le 38999 ]; do
-        _np=$next_port
-        next_port=$((next_port + 1))
-        if command -v ss >/dev/null; then
-            [ -z "$(ss -Htan "( sport = :$_np )" 2>/dev/null)" ] || continue
-        fi
-        accepts "$_np" && continue
+    local _np _try
+    for _try in $(seq 50); do
+        _np=$(free_port)
+        case "$used_ports" in *" $_np "*) continue ;; esac
+        used_ports="$used_ports$_np "
         printf -v "$1" %s "$_np"
         return
     done
-    die "no free port left in 38000-38999"
+    die "no new free port after 50 tries"
 }
 
 accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

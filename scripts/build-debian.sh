@@ -19,6 +19,8 @@
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$repo/scripts/lib.sh"
 module_dir=$(cd "${MODULE_DIR:-$repo}" && pwd)
 module=ngx_http_next_upstream_status_module
 mode=cargo
@@ -32,11 +34,6 @@ done
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-
-now() { date +%s.%N; }
-step_start=
-step() { step_start=$(now); echo "==> $*"; }
-took() { echo "    ($(echo "$(now) $step_start" | awk '{ printf "%.1f", $1 - $2 }') s)"; }
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
@@ -119,12 +116,12 @@ if [ "$mode" = cargo ]; then
         cd "$repo"
         NGINX_BUILD_DIR=$tree/objs cargo build --release --locked --target-dir "$target"
     )
-    cp "$target/release/lib$module.so" "$out"
+    install_so "$target/release/lib$module.so" "$out"
 else
     step "make -f objs/Makefile modules"
     make -C "$tree" -f objs/Makefile modules >"$repo/build/debian-make.log" 2>&1 ||
         { tail -40 "$repo/build/debian-make.log"; exit 1; }
-    cp "$tree/objs/$module.so" "$out"
+    install_so "$tree/objs/$module.so" "$out"
 fi
 ls -l "$out" | sed 's/^/    /'
 took

@@ -5,11 +5,13 @@ set -eu
 nginx_bin=$1
 module_so=$2
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 prefix=$root/build/demo
 
 mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/modules"
 cp "$root/nginx-conf/demo.conf" "$prefix/conf/nginx.conf"
-cp "$module_so" "$prefix/modules/"
+install_so "$module_so" "$prefix/modules/$(basename "$module_so")"
 if [ -f "$prefix/logs/nginx.pid" ]; then
     "$nginx_bin" -p "$prefix/" -s stop 2>/dev/null || true
     sleep 0.5

@@ -3,10 +3,13 @@
 # Idempotent and non-interactive: packages already present are not touched.
 set -eu
 
+# Perl: t/lib/Test/Nginx/Socket.pm is built on Test::Base (whose failure diffs use
+# Text::Diff) and Test::LongString; everything else the .t files use (HTTP::Tiny, JSON::PP,
+# IO::Socket::INET, ...) comes with perl itself.
 packages="
 build-essential pkg-config libclang-dev libpcre2-dev libssl-dev zlib1g-dev
-perl libtest-base-perl libtext-diff-perl libtest-longstring-perl liblist-moreutils-perl
-libhttp-tiny-perl libwww-perl curl openssl python3 python3-prometheus-client
+perl libtest-base-perl libtext-diff-perl libtest-longstring-perl
+curl openssl python3 python3-prometheus-client
 "
 # Extra groups, requested by name: e2e (real registries and client), bench, debian,
 # deb (checks the Debian package that scripts/build-deb.sh makes).

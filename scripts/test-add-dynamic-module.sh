@@ -14,6 +14,8 @@
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$repo/scripts/lib.sh"
 module_dir=$(cd "${MODULE_DIR:-$repo}" && pwd)
 module=ngx_http_next_upstream_status_module
 prove=yes
@@ -31,11 +33,6 @@ work=$repo/build/add-dynamic-module
 tree=$work/nginx-$version
 prefix=$work/nginx
 jobs=$(nproc 2>/dev/null || echo 2)
-
-now() { date +%s.%N; }
-step_start=
-step() { step_start=$(now); echo "==> $*"; }
-took() { echo "    ($(echo "$(now) $step_start" | awk '{ printf "%.1f", $1 - $2 }') s)"; }
 
 step "fresh copy of nginx $version in $tree"
 rm -rf "$work"
@@ -76,10 +73,6 @@ took
 
 # A server that answers 404 then a backup that answers 200: with the directive, the 404
 # falls through and the client gets the backup's 200.
-free_port() {
-    perl -MIO::Socket::INET -e \
-        'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1:0")->sockport, "\n"'
-}
 front=$(free_port); first=$(free_port); second=$(free_port)
 run=$work/run
 mkdir -p "$run/conf" "$run/logs"

@@ -31,6 +31,8 @@ set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 MODULE=ngx_http_next_upstream_status_module
 
 # The Makefile's values, so that the ASan build differs from the normal one only by ASan.
@@ -90,7 +92,7 @@ make -s -C "$TREE" install >/dev/null
 log "building the module against $TREE/objs"
 NGINX_BUILD_DIR=$TREE/objs cargo build --quiet --release --locked --target-dir "$TARGET_DIR"
 mkdir -p "$(dirname "$MODULE_SO")"
-cp "$TARGET_DIR/release/lib$MODULE.so" "$MODULE_SO"
+install_so "$TARGET_DIR/release/lib$MODULE.so" "$MODULE_SO"
 
 # 3. The suite. Reports go to files, one per process ($REPORTS/asan.<pid>): nginx's workers
 # write to the error log, not to the terminal, and a report must not get lost in prove's
@@ -99,7 +101,10 @@ cp "$TARGET_DIR/release/lib$MODULE.so" "$MODULE_SO"
 # for its workers does not matter).
 rm -rf "$REPORTS"
 mkdir -p "$REPORTS"
-export ASAN_OPTIONS="log_path=$REPORTS/asan:detect_leaks=${ASAN_DETECT_LEAKS:-1}"
+# atexit=1: every process that exits (exit(), not a signal) writes its exit statistics to its
+# file, so that the files count the nginx processes ASan watched to the end; a file without
+# "ERROR:" is such a clean exit.
+export ASAN_OPTIONS="log_path=$REPORTS/asan:atexit=1:detect_leaks=${ASAN_DETECT_LEAKS:-1}"
 if command -v llvm-symbolizer >/dev/null 2>&1; then
     ASAN_SYMBOLIZER_PATH=$(command -v llvm-symbolizer)
     export ASAN_SYMBOLIZER_PATH
@@ -140,8 +145,13 @@ log "suite finished in $(($(date +%s) - suite_start))s (prove exit status $statu
 #      pool is destroyed.
 #    Any other leak, and any error report, counts.
 known=$REPORTS/nginx-own-leaks
+clean=$REPORTS/clean-exits
+processes=$(find "$REPORTS" -maxdepth 1 -type f -name 'asan.*' | wc -l)
 for f in $(find "$REPORTS" -maxdepth 1 -type f -name 'asan.*'); do
-    if perl -0777 -ne '
+    if ! grep -q 'ERROR: ' "$f"; then
+        mkdir -p "$clean"
+        mv "$f" "$clean/"
+    elif perl -0777 -ne '
         exit 1 unless /ERROR: LeakSanitizer: detected memory leaks/ && !/ERROR: AddressSanitizer/;
         for my $leak (split /\n(?=(?:Direct|Indirect) leak of )/) {
             next unless $leak =~ /^(?:Direct|Indirect) leak of /;
@@ -155,10 +165,21 @@ for f in $(find "$REPORTS" -maxdepth 1 -type f -name 'asan.*'); do
         mv "$f" "$known/"
     fi
 done
-[ ! -d "$known" ] || log "$(ls "$known" | wc -l) report(s) of nginx's own exit-time leaks set aside in $known"
+count() { if [ -d "$1" ]; then ls "$1" | wc -l; else echo 0; fi; }
 
-# 5. Any other report fails the run, whatever the tests said.
+# 5. Any other report fails the run, whatever the tests said; so does a run in which no
+# process wrote its exit statistics (ASan was not there to check anything).
 reports=$(find "$REPORTS" -maxdepth 1 -type f -name 'asan.*' | sort)
+n_clean=$(count "$clean")
+n_known=$(count "$known")
+n_reports=$(echo "$reports" | grep -c . || true)
+log "$processes nginx process(es) checked by ASan to their exit: $n_clean clean," \
+    "$n_known with only nginx's own exit-time leaks (set aside in $known)," \
+    "$n_reports with an error report"
+if [ "$processes" -eq 0 ]; then
+    echo "test-asan: FAIL: no nginx process wrote AddressSanitizer exit statistics" >&2
+    exit 1
+fi
 if [ -n "$reports" ]; then
     for f in $reports; do
         echo "===== $f"

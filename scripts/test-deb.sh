@@ -16,6 +16,8 @@
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$repo/scripts/lib.sh"
 package=libnginx-mod-http-next-upstream-status
 nginx=/usr/sbin/nginx
 link=/etc/nginx/modules-enabled/50-mod-http-next-upstream-status.conf
@@ -47,8 +49,7 @@ running && fail "Debian's nginx is running (pid $(cat "$pidfile")): stop it, the
 
 # The site's port: one the kernel says is free now (this machine runs other tests on fixed
 # and on random ports). The two servers behind it listen on unix sockets in $work.
-front=$(perl -MIO::Socket::INET -e \
-    'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1:0")->sockport')
+front=$(free_port)
 
 # Whatever happens, nginx stops and the site and the package go; the machine is left as found.
 work=$(mktemp -d)

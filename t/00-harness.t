@@ -6,6 +6,7 @@
 #   TEST_NGINX_BINARY=$PWD/build/nginx/sbin/nginx prove -I t/lib t/00-harness.t
 
 use Test::Nginx::Socket 'no_plan';
+use HarnessExtensions;
 use UpstreamProtocol;
 
 no_shuffle();
@@ -444,7 +445,7 @@ X-Time: 0\.[3-9]\d*
 
 === TEST 18: this harness only: several connections (one per request), each checked; tcp_reply as a sub
 Upstream's TCP server serves one connection.
---- skip_eval: 12: !Test::Nginx::Socket->can('tcp_server_loop')
+--- needs_harness: 12: several connections to the TCP server, tcp_reply as a sub
 --- http_config
     upstream tcp { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
 --- config
@@ -508,7 +509,7 @@ upstream prematurely closed connection while reading response header from upstre
 
 
 === TEST 21: this harness only: delay_before between pieces (the body trickles in)
---- skip_eval: 5: !Test::Nginx::Socket->can('tcp_server_loop')
+--- needs_harness: 5: tcp_reply pieces with delay_before
 --- http_config
     upstream tcp { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
 --- config
@@ -532,7 +533,7 @@ qr/"GET \/t HTTP\/1\.1" 200 6 /
 
 
 === TEST 22: this harness only: a piece with reset => 1 resets the connection after it
---- skip_eval: 3: !Test::Nginx::Socket->can('tcp_server_loop')
+--- needs_harness: 3: tcp_reply with reset => 1 (an RST)
 --- http_config
     upstream tcp { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; }
 --- config

@@ -1,5 +1,6 @@
 # Where the directive applies, and where nginx stays exactly as stock.
 use Test::Nginx::Socket 'no_plan';
+use HarnessExtensions;
 use UpstreamProtocol;
 
 no_shuffle();
@@ -7,7 +8,7 @@ no_root_location();
 log_level('info');
 
 # "http2 on;" is nginx 1.25.1+; older nginx (Debian 12: 1.22.1) takes "listen ... http2".
-if (Test::Nginx::Socket::nginx_version() < 1_025_001) {
+if (HarnessExtensions::nginx_version() < 1_025_001) {
     add_block_preprocessor(sub {
         my $block = shift;
         my $conf = $block->http_config // return;

@@ -7,6 +7,7 @@
 # timeouts, reset, invalid and too big headers) are in t/061-next-server-faults.t, for
 # GET, HEAD, large bodies, keepalive and keep_answer=off.
 use Test::Nginx::Socket 'no_plan';
+use HarnessExtensions;
 use UpstreamProtocol;
 
 no_shuffle();
@@ -126,6 +127,7 @@ no later server gave an answer
 
 
 === TEST 4: the next server's header comes in pieces, the status line split: its 200 reaches the client
+--- needs_harness: 4: tcp_reply pieces with delay_before
 --- http_config
     upstream u { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; server 127.0.0.1:$TEST_NGINX_RAND_PORT_2; }
     server { listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1; location / { return 404 "a\n"; } }
@@ -153,6 +155,7 @@ b
 
 === TEST 5: a listed 404 that comes in pieces is passed on like any other
 The first server is the TCP one: the module sees its header parsed in several calls.
+--- needs_harness: 4: tcp_reply pieces with delay_before
 --- http_config
     upstream u { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; server 127.0.0.1:$TEST_NGINX_RAND_PORT_2; }
     server { listen 127.0.0.1:$TEST_NGINX_RAND_PORT_2; location / { return 200 "b\n"; } }
@@ -180,6 +183,7 @@ upstream answered 404, passing request to the next server
 
 
 === TEST 6: a listed 404 that came in pieces is kept whole when the next server refuses
+--- needs_harness: 7: tcp_reply pieces with delay_before
 --- http_config
     upstream u { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; server 127.0.0.1:$TEST_NGINX_RAND_PORT_2; }
 --- config
@@ -211,6 +215,7 @@ without its body
 
 === TEST 7: a listed 404 whose body comes after its header, in another packet: kept without the body
 The body is kept only when it was read with the header (README, "The kept answer").
+--- needs_harness: 7: tcp_reply pieces with delay_before
 --- http_config
     upstream u { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; server 127.0.0.1:$TEST_NGINX_RAND_PORT_2; }
 --- config
@@ -267,6 +272,7 @@ without its body, which was larger than proxy_buffer_size or of unknown length
 
 
 === TEST 9: the next server trickles its body: the client gets all of it
+--- needs_harness: 3: tcp_reply pieces with delay_before
 --- http_config
     upstream u { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; server 127.0.0.1:$TEST_NGINX_RAND_PORT_2; }
     server { listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1; location / { return 404 "a\n"; } }
@@ -294,6 +300,7 @@ one two three
 === TEST 10: the next server breaks off in its body: its header is out, nothing is kept
 The client gets the 200 and the part of the body that came (the harness warns that the
 body is truncated), not the 404: an answer already being sent is never replaced.
+--- needs_harness: 5: tcp_reply pieces with delay_before
 --- http_config
     upstream u { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; server 127.0.0.1:$TEST_NGINX_RAND_PORT_2; }
     server { listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1; location / { return 404 "a\n"; } }
@@ -925,6 +932,7 @@ passing request to the next server
 
 
 === TEST 30: proxy_cache_revalidate: the server's 304 revalidates the entry (404 listed)
+--- needs_harness: 9: tcp_reply as a sub, two connections
 --- http_config
     proxy_cache_path cache levels=1 keys_zone=c:1m;
     upstream u {
@@ -962,6 +970,7 @@ sub {
 === TEST 31: proxy_cache_revalidate with 304 listed: the revalidation's 304 is not passed on
 The 304 that answers nginx's own conditional request revalidates the cached entry
 ("first", REVALIDATED); it is not passed on to the next server ("second").
+--- needs_harness: 11: tcp_reply as a sub, two connections
 --- http_config
     proxy_cache_path cache levels=1 keys_zone=c:1m;
     upstream u {

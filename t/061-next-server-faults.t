@@ -18,6 +18,7 @@
 #   invalid header       502  a header line with a NUL byte
 #   too big header       502  a header larger than proxy_buffer_size
 use Test::Nginx::Socket 'no_plan';
+use HarnessExtensions;
 use UpstreamProtocol;
 use IO::Socket::INET;
 use Socket qw(PF_INET SOCK_STREAM pack_sockaddr_in unpack_sockaddr_in inet_aton);
@@ -72,6 +73,7 @@ my @faults = (
         status => 502,
         log    => 'recv() failed (104: Connection reset by peer) while reading response header from upstream',
         tcp    => qq{--- tcp_reply eval\n[{value => "HTTP/1.1 200 OK\\r\\nContent-Ty", reset => 1}]\n},
+        needs  => 'tcp_reply with reset => 1 (an RST)',
     },
     {
         name   => 'invalid header',
@@ -89,6 +91,10 @@ my @faults = (
 
 my @variants = ('GET', 'HEAD', 'a body larger than proxy_buffer_size', 'keepalive',
                 'keep_answer=off');
+# How many tests a variant's block makes, for the skip of a fault that `needs` this
+# harness (--- needs_harness, t/lib/HarnessExtensions.pm).
+my %tests_of = ('GET' => 9, 'HEAD' => 8, 'a body larger than proxy_buffer_size' => 7,
+                'keepalive' => 8, 'keep_answer=off' => 6);
 
 my ($spec, $n) = ('', 0);
 for my $f (@faults) {
@@ -104,6 +110,7 @@ sub block {
     my $st = $f->{status};
     my $second = $f->{server} // '127.0.0.1:$TEST_NGINX_RAND_PORT_2';
     my $tcp = $f->{tcp} ? "--- tcp_listen: \$TEST_NGINX_RAND_PORT_2\n$f->{tcp}" : '';
+    $tcp .= "--- needs_harness: $tests_of{$v}: $f->{needs}\n" if $f->{needs};
     my $kept_line = qq{next_upstream_status: no later server gave an answer ($st), }
                   . qq{sending the 404 answered by "127.0.0.1:};
     my $off = $v eq 'keep_answer=off' ? ' keep_answer=off' : '';

@@ -4,10 +4,11 @@
 # with or without a length), a body that did not come whole with the header, and a retry
 # from a kept-alive connection to a new one over TLS.
 use Test::Nginx::Socket;
+use HarnessExtensions;
 
 use File::Temp ();
 
-if (Test::Nginx::Socket::nginx_version() < 1_029_004) {
+if (HarnessExtensions::nginx_version() < 1_029_004) {
     plan(skip_all => 'no proxy_http_version 2 before nginx 1.29.4');
 } else {
     plan('no_plan');

@@ -2,6 +2,7 @@
 # step (hooked, status seen, the decision and the condition that decided it, retry staged,
 # configuration restored, answer kept or not and why, kept answer sent).
 use Test::Nginx::Socket;
+use HarnessExtensions;
 use UpstreamProtocol;
 
 my $binary = $ENV{TEST_NGINX_BINARY} // 'nginx';
@@ -223,6 +224,7 @@ stale entry, parsing its header with tries left.
 
 
 === TEST 9: the 304 that revalidates the cache
+--- needs_harness: 5: tcp_reply as a sub, two connections
 --- http_config
     proxy_cache_path cache levels=1 keys_zone=c:1m;
     upstream u {

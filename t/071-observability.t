@@ -2,6 +2,7 @@
 # zone and the metrics location (one worker here; t/072-metrics-load.t has two workers,
 # concurrent load and a reload), and their configuration errors.
 use Test::Nginx::Socket 'no_plan';
+use HarnessExtensions;
 use UpstreamProtocol;
 
 no_shuffle();
@@ -222,6 +223,7 @@ nginx_next_upstream_status_exhausted_total{upstream="nowhere",status="410"} 1
 An upstream name of 400-odd bytes per request fills a zone of 8 pages after a few dozen
 entries; every request is still answered, the counters already in the zone go on counting.
 (That the full zone is logged once is checked in t/072-metrics-load.t, which reads the whole log.)
+--- needs_harness: 366: the last error_log check reads the log after nginx stopped (its exiting line)
 --- config
     location / {
         proxy_pass http://$arg_u;

@@ -20,6 +20,9 @@ use strict;
 use warnings;
 
 use Cwd qw(abs_path);
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use FreePorts qw(free_ports);
 use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
 use IO::Socket::INET;
@@ -44,21 +47,7 @@ for my $m (@modules) {
 plan skip_all => 'needs python3-prometheus-client (scripts/install-deps.sh)'
     unless system("$python -c 'import prometheus_client.parser' 2>/dev/null") == 0;
 
-# The first of $n consecutive ports that are free now.
-sub free_ports {
-    my ($n) = @_;
-    for (1 .. 200) {
-        my $first = 37000 + int(rand(1000 - $n));
-        my @held = map {
-            IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $_, Proto => 'tcp',
-                Listen => 1, ReuseAddr => 1)
-        } $first .. $first + $n - 1;
-        return $first unless grep { !defined } @held;
-    }
-    die "no $n free consecutive ports in 37000-37999\n";
-}
-
-my $port = free_ports(5);
+my $port = free_ports(5, 37000);
 my ($port_a, $port_b, $port_c, $port_d) = map { $port + $_ } 1 .. 4;
 my %upstream_of = (both => 'both', dead => 'dead', nowhere => 'nowhere', direct => 'direct');
 my @uris = sort keys %upstream_of;

@@ -18,9 +18,10 @@
 //! - `render_then_parse_is_identity`, `any_status_set_round_trips`: a rule rendered back to
 //!   tokens (in a random but equivalent spelling) parses to the same rule.
 //!
-//! `cargo test` runs each property with proptest's default 256 cases. `PROPTEST_CASES=N`
-//! runs N cases per property (`make fuzz` runs more than a million in total). A failing case is
-//! shrunk and saved under `tests/proptest-regressions/`, which is replayed first on later runs.
+//! `cargo test` runs each property with proptest's default number of cases. `PROPTEST_CASES=N`
+//! runs N cases per property (`make fuzz` runs FUZZ_CASES per property and prints the total).
+//! A failing case is shrunk and saved under `tests/proptest-regressions/`, which is replayed
+//! first on later runs.
 
 use std::collections::BTreeSet;
 

@@ -26,6 +26,9 @@ use strict;
 use warnings;
 
 use Cwd qw(abs_path);
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use FreePorts qw(free_ports);
 use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
 use IO::Select;
@@ -38,7 +41,7 @@ my $root = abs_path(dirname(__FILE__) . '/../..');
 my $binary = abs_path($ENV{TEST_NGINX_BINARY} // "$root/build/nginx/sbin/nginx");
 my @modules = map { abs_path($_) } split ' ',
     ($ENV{TEST_NGINX_LOAD_MODULES} // "$root/build/modules/ngx_http_next_upstream_status_module.so");
-my $port = $ENV{RELOAD_TEST_PORT} // free_ports(3);
+my $port = $ENV{RELOAD_TEST_PORT} // free_ports(3, 39000);
 my ($port_a, $port_b) = ($port + 1, $port + 2);
 my $clients = $ENV{RELOAD_TEST_CLIENTS} // 8;
 my $reloads = $ENV{RELOAD_TEST_RELOADS} // 10;
@@ -48,20 +51,6 @@ my $started = time;
 plan skip_all => "no nginx at $binary (make build)" unless -x $binary;
 for my $m (@modules) {
     plan skip_all => "no module at $m (make build)" unless -f $m;
-}
-
-# The first of $n consecutive ports that are free now.
-sub free_ports {
-    my ($n) = @_;
-    for (1 .. 200) {
-        my $first = 39000 + int(rand(1000 - $n));
-        my @held = map {
-            IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $_, Proto => 'tcp',
-                Listen => 1, ReuseAddr => 1)
-        } $first .. $first + $n - 1;
-        return $first unless grep { !defined } @held;
-    }
-    die "no $n free consecutive ports in 39000-39999\n";
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -162,7 +162,7 @@ my %Supported = map { $_ => 1 } qw(
     raw_response_headers_like raw_response_headers_unlike
     response_body response_body_like response_body_unlike
     error_log no_error_log access_log no_access_log
-    must_die skip_nginx skip_eval http2
+    must_die skip_nginx skip_eval http2 needs_harness
     tcp_listen tcp_reply tcp_reply_delay tcp_no_close tcp_shutdown tcp_shutdown_delay
     tcp_query tcp_query_len tcp_query_auto_timeout
     ONLY SKIP LAST

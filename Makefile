@@ -13,7 +13,8 @@ NGINX_CONFIGURE_FLAGS := \
 	--prefix=$(NGINX_PREFIX) \
 	--with-compat --with-debug --with-threads \
 	--with-http_ssl_module --with-http_v2_module --with-http_realip_module \
-	--with-http_auth_request_module
+	--with-http_auth_request_module \
+	--with-http_dav_module
 
 # The module is built against a configured tree's objs/ directory. Another tree can be
 # given with NGINX_BUILD_DIR=<tree>/objs (or NGINX_SOURCE_DIR=<tree>); each tree gets its
@@ -37,7 +38,7 @@ RUST_SOURCES  := Cargo.toml Cargo.lock build.rs $(shell find src -name '*.rs')
 
 PROVE_ENV     := TEST_NGINX_BINARY=$(NGINX_BIN) TEST_NGINX_LOAD_MODULES=$(MODULE_SO)
 
-.PHONY: all build nginx module deps test unittest prove test-e2e check demo clean help \
+.PHONY: FORCE all build nginx module deps test unittest prove test-e2e check demo clean help \
 	debian test-debian test-add-dynamic-module fuzz test-asan test-reload bench bench-smoke
 
 all: build
@@ -53,7 +54,15 @@ nginx: $(NGINX_BIN)
 
 module: $(MODULE_SO)
 
-$(NGINX_TREE)/Makefile: | deps
+# The flags the tree was configured with: changing NGINX_CONFIGURE_FLAGS configures it again.
+NGINX_FLAGS_USED := $(BUILD)/nginx-configure-flags
+$(NGINX_FLAGS_USED): FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(NGINX_CONFIGURE_FLAGS)' | cmp -s - $@ || echo '$(NGINX_CONFIGURE_FLAGS)' >$@
+
+FORCE:
+
+$(NGINX_TREE)/Makefile: $(NGINX_FLAGS_USED) | deps
 	rm -rf $(NGINX_TREE)
 	mkdir -p $(BUILD)
 	cp -r "$$(scripts/nginx-src-dir)" $(NGINX_TREE)

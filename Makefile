@@ -93,7 +93,7 @@ unittest: | deps
 prove: build
 	$(PROVE_ENV) prove -I t/lib t/
 
-## test-e2e: two real registries (docker-registry) behind nginx-conf/registry.conf, skopeo as client
+## test-e2e: t/e2e/: two real registries behind nginx-conf/registry.conf (skopeo as client); local disks as one store (nginx-conf/storage-*.conf)
 test-e2e: build
 	scripts/install-deps.sh e2e
 	NGINX_BINARY=$(NGINX_BIN) NGX_MODULE=$(MODULE_SO) prove t/e2e

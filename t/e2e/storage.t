@@ -203,12 +203,20 @@ sub access_log {
     return @e;
 }
 
-# The log entries of the last $n requests, by uri (waits for nginx to write them).
-sub last_entries {
-    my ($n) = @_;
-    my @e = eventually(sub { my @e = access_log(); @e >= $n ? @e : () });
-    die "access log: " . scalar(access_log()) . " entries, expected at least $n\n" unless @e >= $n;
-    return @e[-$n .. -1];
+# The log entries of the requests for @objects (objects or paths), just made: the last
+# entries of the log, once they are the ones for these paths (nginx writes an entry after
+# it has sent the response, so the client can be a little ahead of the log).
+sub entries_of {
+    my @want = sort map { ref $_ ? $_->{path} : $_ } @_;
+    my $n = @want;
+    my @e = eventually(sub {
+        my @e = access_log();
+        return () if @e < $n;
+        @e = @e[-$n .. -1];
+        return join(' ', sort map { $_->{uri} } @e) eq join(' ', @want) ? @e : ();
+    });
+    die "access log: no entries for the $n requests just made\n" unless @e;
+    return @e;
 }
 
 sub show { join '', map { $_->{line} } @_ }
@@ -331,7 +339,7 @@ for my $placement (qw(rr hash)) {
         $count{ $on->{ $_->{path} }[0] // -1 }++ for @objects;
         $fig->{spread} = join ' / ', map { $count{$_} // 0 } @four;
         ok(!grep({ ($count{$_} // 0) < 0.1 * $N_OBJECTS } @four), "each server took at least 10%: $fig->{spread}");
-        my @e = last_entries(scalar @objects);
+        my @e = entries_of(@objects);
         my @off = grep { $_->{us} ne '201' || ($srv_of_addr{ $_->{ua} } // -1) != ($on->{ $_->{uri} }[0] // -2) } @e;
         ok(!@off, 'each write: one try ($upstream_status 201), to the server that has the file') or diag(show(@off[0 .. 4]));
     };
@@ -343,7 +351,7 @@ for my $placement (qw(rr hash)) {
         my @not200 = grep { $status->{ $_->{path} } != 200 } @objects;
         is(scalar(@not200), 0, 'every GET answered 200') or diag(join "\n", map { "$_->{path}: $status->{$_->{path}}" } @not200[0 .. 4]);
         is(scalar(@$wrong), 0, 'every body has the SHA-256 of its path');
-        my @e = last_entries(scalar @order);
+        my @e = entries_of(@order);
         my @off = grep {
             my $e = $_;
             $e->{statuses}[-1] ne '200' || grep({ $_ ne '404' } @{ $e->{statuses} }[0 .. $e->{tries} - 2])
@@ -371,7 +379,7 @@ for my $placement (qw(rr hash)) {
         my @miss = map { "/blobs/sha256/00/" . sha256_hex("missing $_ $$") } 1 .. 20;
         my @ms = map { $http->get("http://$FADDR$_")->{status} } @miss;
         is("@ms", join(' ', (404) x 20), '20 GETs of objects no server has: 404');
-        @e = last_entries(20);
+        @e = entries_of(@miss);
         ok(!grep({ $_->{us} ne '404, 404, 404, 404' } @e), 'each asked all four servers') or diag(show(@e));
     };
 
@@ -382,7 +390,7 @@ for my $placement (qw(rr hash)) {
         my @sample = (shuffle(@objects))[0 .. 199];
         my ($status) = read_objects(@sample);
         my $n404 = grep { $_ == 404 } values %$status;
-        my @e = last_entries(scalar @sample);
+        my @e = entries_of(@sample);
         ok(!grep({ $_->{tries} != 1 } @e), 'every read asks one server');
         if ($placement eq 'rr') {
             # 3 in 4 reads ask a server that lacks the object
@@ -399,7 +407,7 @@ for my $placement (qw(rr hash)) {
         truncate $ACCESS_LOG, 0;
         my @st = map { $http->delete("http://$FADDR$_->{path}")->{status} } @del;
         is("@st", join(' ', (204) x 30), 'DELETE of 30 objects: 204 each');
-        my @e = last_entries(30);
+        my @e = entries_of(@del);
         ok(!grep({ $_->{statuses}[-1] ne '204' || $srv_of_addr{ $_->{addrs}[-1] } != $on->{ $_->{uri} }[0] } @e),
             'answered by the server that had it') or diag(show(@e));
         my $after = placement();
@@ -430,6 +438,7 @@ for my $placement (qw(rr hash)) {
     timed "$name: storage server $dead killed" => sub {
         kill_storage($dead);
         my @order = shuffle(values %live);
+        my $log_from = -s $ERROR_LOG;
         truncate $ACCESS_LOG, 0;
         my ($status, $wrong) = read_objects(@order);
         my @its    = grep { $on->{ $_->{path} }[0] == $dead } @order;
@@ -439,7 +448,7 @@ for my $placement (qw(rr hash)) {
         is(scalar(@$wrong), 0, 'with the right bodies');
         is(join(',', sort { $a <=> $b } keys %{{ map { $status->{ $_->{path} } => 1 } @its }}), '404',
             scalar(@its) . " reads of server $dead\'s objects: 404, never 502");
-        my @e = last_entries(scalar @order);
+        my @e = entries_of(@order);
         my %by_uri = map { $_->{uri} => $_ } @e;
         my @its_e = map { $by_uri{ $_->{path} } } @its;
         my $failed = grep { $_->{us} =~ /\b502\b/ } @its_e;
@@ -447,6 +456,9 @@ for my $placement (qw(rr hash)) {
         $fig->{dead_reads} = scalar(@its) . " reads: $nolive ended in \"no live upstreams\", the server down, skipped";
         ok($failed > 0, "$failed of them passed over the dead server (\$upstream_status ...502...), $nolive after nginx marked it down")
             or diag(show(@its_e[0 .. 4]));
+        like(substr(slurp($ERROR_LOG), $log_from),
+            qr/\[warn\].*next_upstream_status: no later server gave an answer \(502\), sending the 404 answered by/,
+            'error log: the kept answer\'s warn line');
 
         my @new = map { new_object() } 1 .. 40;
         truncate $ACCESS_LOG, 0;
@@ -454,7 +466,7 @@ for my $placement (qw(rr hash)) {
         is("@bad", '', '40 new objects written: 201 each');
         my $now = placement();
         ok(!grep({ @{ $now->{ $_->{path} } // [] } != 1 } @new), 'each on exactly one live server');
-        @e = last_entries(scalar @new);
+        @e = entries_of(@new);
         my $passed = grep { $_->{us} =~ /^502, 201$/ } @e;
         note("$passed of 40 PUTs went to the dead server first and were passed on");
         @written_while_down = @new;
@@ -483,14 +495,15 @@ for my $placement (qw(rr hash)) {
         ok($back, sprintf 'its objects are back (%.1f s after the restart; fail_timeout=%ds)', time - $t, $FAIL_TIMEOUT);
         client();
         truncate $ACCESS_LOG, 0;
-        my ($status, $wrong) = read_objects(shuffle(@its, @written_while_down));
+        my @order = shuffle(@its, @written_while_down);
+        my ($status, $wrong) = read_objects(@order);
         my @bad = grep { $_ != 200 } values %$status;
         is(scalar(@bad), 0, 'all ' . scalar(@its) . " of its objects and the 40 written while it was down: 200");
         is(scalar(@$wrong), 0, 'with the right bodies');
         return unless $placement eq 'hash';
         # A path that hashes to the server that was down was written to the next server on
         # the ring: now its read asks the server that is back first (404), then that one.
-        my @e = last_entries(scalar(@its) + scalar(@written_while_down));
+        my @e = entries_of(@order);
         my %w = map { $_->{path} => 1 } @written_while_down;
         my @moved = grep { $w{ $_->{uri} } && $_->{tries} > 1 } @e;
         ok(!grep({ $_->{tries} != 2 || $_->{addrs}[0] ne $srv[$dead]{addr} } @moved),
@@ -510,7 +523,7 @@ for my $placement (qw(rr hash)) {
         is(join(',', sort keys %{{ map { $_ => 1 } values %$status }}), '200',
             'all ' . scalar(@order) . ' objects still readable: 200');
         is(scalar(@$wrong), 0, 'with the right bodies');
-        my @e = last_entries(scalar @order);
+        my @e = entries_of(@order);
         my $more = grep { $_->{tries} > 1 } @e;
         $fig->{added} = sprintf '%.1f%% of reads needed more than one try; tries per read %s', 100 * $more / @e, tries_summary(@e);
         note("after adding a fifth server: $fig->{added}");

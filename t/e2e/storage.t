@@ -41,7 +41,8 @@ use Time::HiRes qw(sleep time);
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use E2E;    # spawn, stop, kill_group, capture, wait_port, eventually, ...: see t/e2e/lib/E2E.pm
+use E2E;        # spawn, stop, kill_group, capture, wait_port, eventually, ...: t/e2e/lib/E2E.pm
+use Storage;    # the shipped configurations with real addresses: t/e2e/lib/Storage.pm
 
 my $ROOT   = abs_path(dirname(abs_path(__FILE__)) . '/../..');
 my $NGINX  = $ENV{NGINX_BINARY} || $ENV{TEST_NGINX_BINARY} || "$ROOT/build/nginx/sbin/nginx";
@@ -80,10 +81,7 @@ sub start_storage {
     my $s = $srv[$i];
     make_path("$s->{dir}/conf", "$s->{dir}/logs", "$s->{dir}/store/data", "$s->{dir}/store/tmp");
     chown @WORKER_IDS, "$s->{dir}/store/data", "$s->{dir}/store/tmp" if @WORKER_IDS;
-    my $c = $SERVER_CONF;
-    $c =~ s/^(\s*)listen\s+8081;/$1listen $s->{addr};/m or die "storage-server.conf: no listen 8081\n";
-    $c =~ s{/srv/store\b}{$s->{dir}/store}g or die "storage-server.conf: no /srv/store\n";
-    spew("$s->{dir}/conf/nginx.conf", $c);
+    spew("$s->{dir}/conf/nginx.conf", server_conf($SERVER_CONF, $s->{addr}, "$s->{dir}/store"));
     push @E2E::diag_files, "$s->{dir}/logs/error.log";
     $s->{pid} = spawn("storage $i", "$s->{dir}/logs/stderr.log",
         $NGINX, '-p', "$s->{dir}/", '-c', "$s->{dir}/conf/nginx.conf", '-g', 'daemon off;');
@@ -126,27 +124,13 @@ my $ERROR_LOG  = "$PREFIX/logs/error.log";
 push @E2E::diag_files, $ERROR_LOG;
 my $front_pid;
 
-# The shipped configuration with the test's addresses: the servers @$servers (indexes into
-# @srv), placement "rr" (as shipped) or "hash" (its `hash` line uncommented); $edit, if
-# given, changes the directive line (a sub working on $_).
-sub front_conf {
+# The shipped configuration with the test's addresses (Storage::front_conf): the servers
+# @$servers (indexes into @srv), placement "rr" or "hash", $edit (optional) changes the
+# directive line.
+sub front_conf_for {
     my ($placement, $servers, $edit) = @_;
-    my $c = $FRONT_CONF;
-    $c =~ s{^(\s*)load_module\s+modules/ngx_http_next_upstream_status_module\.so;}{$1load_module $MODULE;}m
-        or die "storage-front.conf: no load_module line\n";
-    $c =~ s/^(\s*)listen\s+8080;/$1listen $FADDR;/m or die "storage-front.conf: no listen 8080\n";
-    # the four placeholder server lines become one line per server, with the same parameters
-    $c =~ s{^(\s*server\s+)127\.0\.0\.1:8081(\s[^\n]*)\n(?:\s*server\s+127\.0\.0\.1:808[2-4]\s[^\n]*\n){3}}
-           {join '', map { "$1$srv[$_]{addr}$2\n" } @$servers}me
-        or die "storage-front.conf: no server lines 127.0.0.1:8081-8084\n";
-    if ($placement eq 'hash') {
-        $c =~ s/^(\s*)#\s*(hash \$uri consistent;)/$1$2/m or die "storage-front.conf: no \"# hash \$uri consistent;\"\n";
-    }
-    if ($edit) {
-        $c =~ s{^(\s*)(proxy_next_upstream_status\s[^;]*;)}{ local $_ = $2; $edit->(); "$1$_" }me
-            or die "storage-front.conf: no proxy_next_upstream_status line\n";
-    }
-    return $c;
+    return front_conf($FRONT_CONF, module => $MODULE, listen => $FADDR, placement => $placement,
+        servers => [map { $srv[$_]{addr} } @$servers], edit => $edit);
 }
 
 sub nginx_t {
@@ -250,21 +234,8 @@ sub new_object {
     return $o;
 }
 
-# HTTP::Tiny sends a request's header and body in two writes; without TCP_NODELAY the body
-# waits for the ACK of the header, which the server delays by 40 ms.
-package NoDelayClient {
-    use parent -norequire, 'HTTP::Tiny';
-    use Socket qw(IPPROTO_TCP TCP_NODELAY);
-    sub _open_handle {
-        my $self = shift;
-        my $h = $self->SUPER::_open_handle(@_);
-        setsockopt($h->{fh}, IPPROTO_TCP, TCP_NODELAY, 1) or die "TCP_NODELAY: $!";
-        return $h;
-    }
-}
-
 my $http;
-sub client { $http = NoDelayClient->new(timeout => 30, keep_alive => 1, max_redirect => 0) }
+sub client { $http = Storage::Client->new(timeout => 30, keep_alive => 1, max_redirect => 0) }
 
 # PUTs the objects through the front; returns the paths whose answer was not 201.
 sub write_objects {
@@ -325,7 +296,7 @@ for my $placement (qw(rr hash)) {
 
     wipe_storage($_) for 0 .. $#srv;
     start_storage($_) for @four;
-    start_front(front_conf($placement, \@four), "$placement-4");
+    start_front(front_conf_for($placement, \@four), "$placement-4");
     client();
 
     timed "$name: 1,000 objects written through the front, each to one server" => sub {
@@ -384,7 +355,7 @@ for my $placement (qw(rr hash)) {
     };
 
     timed "$name: without the directive" => sub {
-        reload_front(front_conf($placement, \@four, sub { $_ = '' }), "$placement-4-no-directive");
+        reload_front(front_conf_for($placement, \@four, sub { $_ = '' }), "$placement-4-no-directive");
         client();
         truncate $ACCESS_LOG, 0;
         my @sample = (shuffle(@objects))[0 .. 199];
@@ -398,7 +369,7 @@ for my $placement (qw(rr hash)) {
         } else {
             is($n404, 0, 'every read gets 200: while the set of servers is unchanged, a hash read needs no second try');
         }
-        reload_front(front_conf($placement, \@four), "$placement-4");
+        reload_front(front_conf_for($placement, \@four), "$placement-4");
         client();
     };
 
@@ -420,7 +391,7 @@ for my $placement (qw(rr hash)) {
 
         return unless $placement eq 'rr';
         # without DELETE in methods=, a DELETE asks one server only
-        reload_front(front_conf($placement, \@four, sub { s/ methods=[^;\s]+// }), "$placement-4-default-methods");
+        reload_front(front_conf_for($placement, \@four, sub { s/ methods=[^;\s]+// }), "$placement-4-default-methods");
         client();
         my @try = (shuffle(values %live))[0 .. 19];
         @st = map { $http->delete("http://$FADDR$_->{path}")->{status} } @try;
@@ -429,7 +400,7 @@ for my $placement (qw(rr hash)) {
         $after = placement();
         ok(!grep({ !$after->{ $try[$_]{path} } } @missed), 'and their objects are still there');
         delete $live{ $try[$_]{path} } for grep { $st[$_] == 204 } 0 .. $#try;
-        reload_front(front_conf($placement, \@four), "$placement-4");
+        reload_front(front_conf_for($placement, \@four), "$placement-4");
         client();
     };
 
@@ -474,13 +445,13 @@ for my $placement (qw(rr hash)) {
         $live{ $_->{path} } = $_ for @new;
 
         # keep_answer=off: nginx's 502 once the only server left to ask is the dead one
-        reload_front(front_conf($placement, [0 .. 3], sub { s/;$/ keep_answer=off;/ }), "$placement-4-keep-off");
+        reload_front(front_conf_for($placement, [0 .. 3], sub { s/;$/ keep_answer=off;/ }), "$placement-4-keep-off");
         client();
         my @sample = @its[0 .. 29];
         ($status) = read_objects(@sample);
         my $n502 = grep { $_ == 502 } values %$status;
         ok($n502 >= 15, "with keep_answer=off $n502 of 30 of these reads get 502");
-        reload_front(front_conf($placement, \@four), "$placement-4");
+        reload_front(front_conf_for($placement, \@four), "$placement-4");
         client();
     };
 
@@ -515,7 +486,7 @@ for my $placement (qw(rr hash)) {
     timed "$name: a fifth server added with nginx -s reload" => sub {
         start_storage(4);
         my @five = (0 .. 4);
-        reload_front(front_conf($placement, \@five), "$placement-5");
+        reload_front(front_conf_for($placement, \@five), "$placement-5");
         client();
         my @order = shuffle(values %live);
         truncate $ACCESS_LOG, 0;
@@ -538,7 +509,7 @@ for my $placement (qw(rr hash)) {
             ok($more > 0.05 * @e && $more < 0.4 * @e, "$more of " . scalar(@e) . ' reads needed two tries (about 1/5 expected)');
 
             # and without the directive those reads fail
-            reload_front(front_conf($placement, \@five, sub { $_ = '' }), "$placement-5-no-directive");
+            reload_front(front_conf_for($placement, \@five, sub { $_ = '' }), "$placement-5-no-directive");
             client();
             my @sample = (shuffle(@order))[0 .. 199];
             ($status) = read_objects(@sample);

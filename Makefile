@@ -39,7 +39,7 @@ RUST_SOURCES  := Cargo.toml Cargo.lock build.rs $(shell find src -name '*.rs')
 PROVE_ENV     := TEST_NGINX_BINARY=$(NGINX_BIN) TEST_NGINX_LOAD_MODULES=$(MODULE_SO)
 
 .PHONY: FORCE all build nginx module deps test unittest prove test-e2e check demo clean help \
-	debian test-debian test-add-dynamic-module fuzz test-asan test-reload bench bench-smoke
+	debian test-debian test-add-dynamic-module fuzz test-asan test-reload bench bench-storage bench-smoke
 
 all: build
 
@@ -125,15 +125,22 @@ test-asan: | deps
 test-reload: build
 	$(PROVE_ENV) prove t/reload/
 
-## bench: the module against stock nginx: wall clock (wrk), instructions per request (callgrind), memory; 6-10 min
+## bench: the module against stock nginx: wall clock (wrk), instructions per request (callgrind), memory (6-10 min); then bench-storage
 bench: build
 	scripts/install-deps.sh bench
 	scripts/bench.sh --nginx $(NGINX_BIN) --module $(MODULE_SO)
+	scripts/bench-storage.pl --nginx $(NGINX_BIN) --module $(MODULE_SO)
 
-## bench-smoke: scripts/bench.sh --quick: every check of the benchmark in about a minute
+## bench-storage: reads through nginx-conf/storage-front.conf over 1, 2, 4, 8 storage servers, both placements; about 4 min
+bench-storage: build
+	scripts/install-deps.sh bench
+	scripts/bench-storage.pl --nginx $(NGINX_BIN) --module $(MODULE_SO)
+
+## bench-smoke: scripts/bench.sh --quick and scripts/bench-storage.pl --quick: every check of the benchmarks in about a minute
 bench-smoke: build
 	scripts/install-deps.sh bench
 	scripts/bench.sh --quick --nginx $(NGINX_BIN) --module $(MODULE_SO)
+	scripts/bench-storage.pl --quick --nginx $(NGINX_BIN) --module $(MODULE_SO)
 
 ## check: formatting and lints
 check: $(NGINX_BUILD_DIR)/ngx_auto_config.h | deps

@@ -151,17 +151,6 @@ sub start_front {
     note("front running configuration \"$label\"");
 }
 
-sub workers_of {
-    my ($master) = @_;
-    my @w;
-    for my $stat (glob '/proc/[0-9]*/stat') {
-        open my $fh, '<', $stat or next;
-        my ($pid, $state, $ppid) = (<$fh> // '') =~ /^(\d+) \(.*\) (\S) (\d+)/ or next;
-        push @w, $pid if $ppid == $master && $state ne 'Z';
-    }
-    return @w;
-}
-
 # `nginx -s reload` with a new configuration; returns once the old workers are gone.
 sub reload_front {
     my ($conf, $label) = @_;

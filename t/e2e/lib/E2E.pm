@@ -14,7 +14,7 @@ use Test::More ();
 use Time::HiRes qw(sleep time);
 
 our @EXPORT = qw(spawn stop stop_all kill_group capture wait_port wait_closed eventually
-    free_port slurp spew tail);
+    workers_of free_port slurp spew tail);
 
 our %pids;          # pid => name, everything started with spawn()
 our @diag_files;    # log files to show when the test failed
@@ -67,6 +67,18 @@ sub kill_group {
     kill 'KILL', -$pid;
     waitpid($pid, 0);
     delete $pids{$pid};
+}
+
+# The live child processes of $master (an nginx master's workers).
+sub workers_of {
+    my ($master) = @_;
+    my @w;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        open my $fh, '<', $stat or next;
+        my ($pid, $state, $ppid) = (<$fh> // '') =~ /^(\d+) \(.*\) (\S) (\d+)/ or next;
+        push @w, $pid if $ppid == $master && $state ne 'Z';
+    }
+    return @w;
 }
 
 sub tail {

@@ -131,7 +131,7 @@ bench: build
 	scripts/bench.sh --nginx $(NGINX_BIN) --module $(MODULE_SO)
 	scripts/bench-storage.pl --nginx $(NGINX_BIN) --module $(MODULE_SO)
 
-## bench-storage: reads through nginx-conf/storage-front.conf over 1, 2, 4, 8 storage servers, both placements; about 4 min
+## bench-storage: reads through nginx-conf/storage-front.conf over 1, 2, 4, 8 storage servers, both placements; about 3 min
 bench-storage: build
 	scripts/install-deps.sh bench
 	scripts/bench-storage.pl --nginx $(NGINX_BIN) --module $(MODULE_SO)

@@ -3,7 +3,7 @@
 # (nginx-conf/storage-server.conf), for both placements (issue 11): tries per read, and
 # requests per second as a ratio to N = 1.
 #
-#   scripts/bench-storage.pl [options]     full run, about 4 minutes on 2 CPUs
+#   scripts/bench-storage.pl [options]     full run, about 3 minutes on 2 CPUs
 #   scripts/bench-storage.pl --quick       smoke run for `make test`, under half a minute
 #
 # Everything on 127.0.0.1: 8 storage servers (this nginx without the module) and one front

@@ -1,6 +1,6 @@
 package E2E;
-# What the end-to-end tests in t/e2e/ share: starting and stopping the processes they run,
-# ports, files, waiting. Everything started with spawn() is stopped when the test exits, also
+# What the end-to-end tests in t/e2e/ (and scripts/bench-storage.pl) share: starting and
+# stopping the processes they run, ports, files, waiting. Everything started with spawn() is stopped when the test exits, also
 # when it dies half-way or is interrupted; when it failed, the last lines of every log file
 # in @E2E::diag_files are printed first.
 

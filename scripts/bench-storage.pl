@@ -17,6 +17,9 @@
 # N = 1 run of its placement: min / median / max of these ratios over the rounds. Tries per
 # read: $upstream_status in the front's access log, over every timed run. Front CPU per
 # read: the front worker's CPU time (/proc/PID/schedstat) over the requests of the run.
+# Connections opened per read: TCP connects in the network namespace (/proc/net/snmp
+# ActiveOpens) over the requests of the run, less wrk's own: the front's connections to
+# the storage servers that its keepalive cache did not have (and anything else that ran).
 #
 # Exits non-zero when a front answers a read other than 200 before timing, when wrk sees a
 # non-2xx answer or a socket error, or when nginx does not start.
@@ -171,20 +174,32 @@ note_progress(sprintf '%d storage servers, %d fronts, %d objects of %d bytes eac
 
 sub cpu_ns { my ($pid) = @_; return (split ' ', slurp("/proc/$pid/schedstat"))[0] }
 
-# One wrk run against a front: { rps, p50, p99, requests, cpu_us_per_request }.
+# TCP connections opened so far in this network namespace (all processes).
+sub active_opens {
+    my ($names, $values) = slurp('/proc/net/snmp') =~ /^(Tcp: [A-Za-z].*)\n(Tcp: [-\d ].*)$/m or return 0;
+    my %tcp;
+    @tcp{ split ' ', $names } = split ' ', $values;
+    return $tcp{ActiveOpens} // 0;
+}
+
+# One wrk run against a front: { rps, p50, p99, requests, cpu (front µs per request), opens
+# (TCP connections opened on the machine per request, wrk's own left out) }.
 sub run_wrk {
     my ($label, $seconds) = @_;
     my $f = $front{$label};
     my $c0 = cpu_ns($f->{worker});
+    my $o0 = active_opens();
     my ($ok, $out) = capture(@LOAD_CPU, 'wrk', '-t1', "-c$o{connections}", "-d${seconds}s", '--timeout', '10s',
         '--latency', '-s', "$f->{dir}/read.lua", "http://$f->{addr}/");
     my $c1 = cpu_ns($f->{worker});
+    my $o1 = active_opens();
     $ok or die "wrk against front $label failed:\n$out";
     open my $parse, '|-', "perl $ROOT/scripts/bench/wrk-parse.pl >$work/wrk.parsed" or die "wrk-parse: $!";
     print $parse $out;
     close $parse or die "wrk against front $label:\n" . join('', grep { /Non-2xx|Socket errors|requests in/ } split /^/, $out);
     my ($rps, $p50, $p99, $requests) = split ' ', slurp("$work/wrk.parsed");
-    return { rps => $rps, p50 => $p50, p99 => $p99, requests => $requests, cpu => ($c1 - $c0) / 1000 / $requests };
+    return { rps => $rps, p50 => $p50, p99 => $p99, requests => $requests, cpu => ($c1 - $c0) / 1000 / $requests,
+        opens => ($o1 - $o0 - $o{connections}) / $requests };
 }
 
 if ($warmup) {
@@ -238,20 +253,28 @@ my @report = (
     "- command: `$command_line` ($o{rounds} rounds of wrk runs of $o{duration} s, $o{connections} connections, "
         . "$o{objects} objects of $o{size} bytes per front)",
     '',
-    '| placement | N | tries per read: expected | measured | req/s (median) | ratio to N = 1 (min / median / max) | front CPU per read |',
-    '|---|---:|---:|---:|---:|---|---:|',
+    '| placement | N | tries per read: expected | measured | req/s (median) | ratio to N = 1 (min / median / max) '
+        . '| front CPU per read | connections opened per read |',
+    '|---|---:|---:|---:|---:|---|---:|---:|',
 );
 for my $label (@fronts) {
     my $f = $front{$label};
     my @r = @{ $runs{$label} };
     my @one = @{ $runs{"$f->{placement}-1"} };
     my @ratio = sort { $a <=> $b } map { $r[$_]{rps} / $one[$_]{rps} } 0 .. $#r;
-    push @report, sprintf '| %s | %d | %s | %.2f | %.0f | %.2f / %.2f / %.2f | %.1f µs |',
+    push @report, sprintf '| %s | %d | %s | %.2f | %.0f | %.2f / %.2f / %.2f | %.1f µs | %.3f |',
         $f->{placement} eq 'rr' ? 'round robin' : 'consistent hash', $f->{n},
         $f->{placement} eq 'rr' ? sprintf('%.1f', ($f->{n} + 1) / 2) : '1',
         $tries{$label}, median(map { $_->{rps} } @r), $ratio[0], median(@ratio), $ratio[-1],
-        median(map { $_->{cpu} } @r);
+        median(map { $_->{cpu} } @r), median(map { $_->{opens} } @r);
 }
+# What a further try costs the front: the slope of CPU per read over tries per read (round
+# robin, least squares).
+my @pts = map { [$tries{"rr-$_"}, median(map { $_->{cpu} } @{ $runs{"rr-$_"} })] } @NS;
+my ($mx, $my) = (sum(map { $_->[0] } @pts) / @pts, sum(map { $_->[1] } @pts) / @pts);
+my $sxx = sum(map { ($_->[0] - $mx)**2 } @pts);
+push @report, '', sprintf('Each further try costs the front about %.1f µs of CPU (round robin: slope of CPU per '
+    . 'read over tries per read).', sum(map { ($_->[0] - $mx) * ($_->[1] - $my) } @pts) / $sxx) if $sxx > 0;
 my $report = join("\n", @report) . "\n";
 binmode STDOUT, ':encoding(UTF-8)';
 print $report;

@@ -13,7 +13,8 @@ NGINX_CONFIGURE_FLAGS := \
 	--prefix=$(NGINX_PREFIX) \
 	--with-compat --with-debug --with-threads \
 	--with-http_ssl_module --with-http_v2_module --with-http_realip_module \
-	--with-http_auth_request_module
+	--with-http_auth_request_module \
+	--with-http_dav_module
 
 # The module is built against a configured tree's objs/ directory. Another tree can be
 # given with NGINX_BUILD_DIR=<tree>/objs (or NGINX_SOURCE_DIR=<tree>); each tree gets its
@@ -37,9 +38,9 @@ RUST_SOURCES  := Cargo.toml Cargo.lock build.rs $(shell find src -name '*.rs')
 
 PROVE_ENV     := TEST_NGINX_BINARY=$(NGINX_BIN) TEST_NGINX_LOAD_MODULES=$(MODULE_SO)
 
-.PHONY: all build nginx module deps test unittest prove test-e2e check demo clean help \
-	debian test-debian test-add-dynamic-module fuzz test-asan test-reload bench bench-smoke \
-	test-matrix deb test-deb
+.PHONY: FORCE all build nginx module deps test unittest prove test-e2e check demo clean help \
+	debian test-debian test-add-dynamic-module fuzz test-asan test-reload bench bench-storage \
+	bench-smoke test-matrix deb test-deb
 
 all: build
 
@@ -54,7 +55,15 @@ nginx: $(NGINX_BIN)
 
 module: $(MODULE_SO)
 
-$(NGINX_TREE)/Makefile: | deps
+# The flags the tree was configured with: changing NGINX_CONFIGURE_FLAGS configures it again.
+NGINX_FLAGS_USED := $(BUILD)/nginx-configure-flags
+$(NGINX_FLAGS_USED): FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(NGINX_CONFIGURE_FLAGS)' | cmp -s - $@ || echo '$(NGINX_CONFIGURE_FLAGS)' >$@
+
+FORCE:
+
+$(NGINX_TREE)/Makefile: $(NGINX_FLAGS_USED) | deps
 	rm -rf $(NGINX_TREE)
 	mkdir -p $(BUILD)
 	cp -r "$$(scripts/nginx-src-dir)" $(NGINX_TREE)
@@ -85,7 +94,7 @@ unittest: | deps
 prove: build
 	$(PROVE_ENV) prove -I t/lib t/
 
-## test-e2e: two real registries (docker-registry) behind nginx-conf/registry.conf, skopeo as client
+## test-e2e: t/e2e/: two real registries behind nginx-conf/registry.conf (skopeo as client); local disks as one store (nginx-conf/storage-*.conf)
 test-e2e: build
 	scripts/install-deps.sh e2e
 	NGINX_BINARY=$(NGINX_BIN) NGX_MODULE=$(MODULE_SO) prove t/e2e
@@ -142,15 +151,22 @@ test-asan: | deps
 test-reload: build
 	$(PROVE_ENV) prove t/reload/
 
-## bench: the module against stock nginx: wall clock (wrk), instructions per request (callgrind), memory; prints how long it took
+## bench: the module against stock nginx: wall clock (wrk), instructions per request (callgrind), memory; then bench-storage; each prints how long it took
 bench: build
 	scripts/install-deps.sh bench
 	scripts/bench.sh --nginx $(NGINX_BIN) --module $(MODULE_SO)
+	scripts/bench-storage.pl --nginx $(NGINX_BIN) --module $(MODULE_SO)
 
-## bench-smoke: scripts/bench.sh --quick: every check of the benchmark, with tiny durations
+## bench-storage: reads through nginx-conf/storage-front.conf over 1, 2, 4, 8 storage servers, both placements; prints how long it took
+bench-storage: build
+	scripts/install-deps.sh bench
+	scripts/bench-storage.pl --nginx $(NGINX_BIN) --module $(MODULE_SO)
+
+## bench-smoke: scripts/bench.sh --quick and scripts/bench-storage.pl --quick: every check of the benchmarks, with tiny durations
 bench-smoke: build
 	scripts/install-deps.sh bench
 	scripts/bench.sh --quick --nginx $(NGINX_BIN) --module $(MODULE_SO)
+	scripts/bench-storage.pl --quick --nginx $(NGINX_BIN) --module $(MODULE_SO)
 
 ## check: formatting and lints
 check: $(NGINX_BUILD_DIR)/ngx_auto_config.h | deps

@@ -28,10 +28,13 @@ use HTTP::Tiny;
 use IO::Compress::Gzip qw(gzip $GzipError);
 use IO::Socket::INET;
 use JSON::PP;
-use POSIX qw(WNOHANG);
+use POSIX ();
 use Time::HiRes qw(sleep time);
 
-my $MAIN_PID = $$;  # forked children must not run the END block
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use E2E;    # spawn, stop, capture, wait_port, eventually, ...: see t/e2e/lib/E2E.pm
+
 my $ROOT   = abs_path(dirname(abs_path(__FILE__)) . '/../..');
 my $NGINX  = $ENV{NGINX_BINARY} || $ENV{TEST_NGINX_BINARY} || "$ROOT/build/nginx/sbin/nginx";
 my $MODULE = $ENV{NGX_MODULE}   || "$ROOT/build/modules/ngx_http_next_upstream_status_module.so";
@@ -56,119 +59,12 @@ diag("temporary directory: $TMP") if $ENV{E2E_KEEP};
 my $json = JSON::PP->new->canonical;
 my $http = HTTP::Tiny->new(timeout => 10, max_redirect => 0);
 
-$SIG{$_} = sub { die "interrupted by SIG$_[0]\n" } for qw(INT TERM HUP);
-my %pids;           # pid => name, everything we started
-my @diag_files;     # log files to show when something failed
 my $last_skopeo_err = '';
 
 END {
-    if ($$ == $MAIN_PID) {
-        my $rc = $?;
-        if ($rc || !Test::More->builder->is_passing) {
-            diag("---- $_ (last 25 lines) ----\n" . tail($_, 25)) for grep { -s $_ } @diag_files;
-            diag("---- last skopeo stderr ----\n$last_skopeo_err") if $last_skopeo_err;
-        }
-        stop_all();
-        $? = $rc;
-    }
-}
-
-sub stop_all {
-    for my $pid (keys %pids) { kill 'TERM', $pid }
-    my $deadline = time + 5;
-    while (%pids && time < $deadline) {
-        for my $pid (keys %pids) { delete $pids{$pid} if waitpid($pid, WNOHANG) != 0 }
-        sleep 0.05 if %pids;
-    }
-    for my $pid (keys %pids) { kill 'KILL', $pid; waitpid($pid, 0); delete $pids{$pid} }
-}
-
-sub stop {
-    my ($pid) = @_;
-    return unless $pid && $pids{$pid};
-    kill 'TERM', $pid;
-    my $deadline = time + 5;
-    while (time < $deadline) {
-        if (waitpid($pid, WNOHANG) != 0) { delete $pids{$pid}; return }
-        sleep 0.02;
-    }
-    kill 'KILL', $pid;
-    waitpid($pid, 0);
-    delete $pids{$pid};
-}
-
-sub tail {
-    my ($file, $n) = @_;
-    open my $fh, '<', $file or return "($file: $!)\n";
-    my @lines = <$fh>;
-    return join '', @lines[($#lines - $n + 1 < 0 ? 0 : $#lines - $n + 1) .. $#lines];
-}
-
-sub slurp { my ($f) = @_; open my $fh, '<:raw', $f or die "$f: $!"; local $/; return scalar(<$fh>) // '' }
-sub spew  { my ($f, $d) = @_; open my $fh, '>:raw', $f or die "$f: $!"; print $fh $d; close $fh or die "$f: $!" }
-
-sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', Listen => 1)
-        or die "no free port: $!";
-    my $port = $s->sockport;
-    close $s;
-    return $port;
-}
-
-# Starts a program in the background with stdout+stderr going to $log.
-sub spawn {
-    my ($name, $log, @cmd) = @_;
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDIN,  '<', '/dev/null';
-        open STDOUT, '>>', $log or POSIX::_exit(127);
-        open STDERR, '>&', \*STDOUT;
-        exec @cmd or do { print STDERR "exec $cmd[0]: $!\n"; POSIX::_exit(127) };
-    }
-    $pids{$pid} = $name;
-    push @diag_files, $log unless grep { $_ eq $log } @diag_files;
-    return $pid;
-}
-
-# Runs a command to its end; returns (exit status == 0, stdout and stderr).
-sub capture {
-    my (@cmd) = @_;
-    my $pid = open(my $fh, '-|') // die "fork: $!";
-    if ($pid == 0) {
-        open STDERR, '>&', \*STDOUT;
-        exec @cmd or do { print "exec $cmd[0]: $!\n"; POSIX::_exit(127) };
-    }
-    my $out = do { local $/; <$fh> } // '';
-    close $fh;
-    return ($? == 0, $out);
-}
-
-# Polls until $addr accepts connections (dies if the process exited or the deadline passed).
-sub wait_port {
-    my ($addr, $pid, $seconds) = @_;
-    my $deadline = time + ($seconds // 10);
-    while (time < $deadline) {
-        if (waitpid($pid, WNOHANG) != 0) {
-            my $name = delete $pids{$pid};
-            die "$name exited early (status $?)\n";
-        }
-        return 1 if IO::Socket::INET->new(PeerAddr => $addr, Proto => 'tcp', Timeout => 1);
-        sleep 0.05;
-    }
-    die "timeout waiting for $addr\n";
-}
-
-# Polls $check until it returns true or $seconds passed; returns its last result.
-# (nginx writes an access log entry after it has sent the response, so a client can see
-# the response a moment before the entry exists.)
-sub eventually {
-    my ($check, $seconds) = @_;
-    my $deadline = time + ($seconds // 3);
-    while (1) {
-        my @r = $check->();
-        return wantarray ? @r : $r[0] if (@r && $r[0]) || time > $deadline;
-        sleep 0.02;
-    }
+    # (before E2E's END block, which shows the logs and stops everything)
+    diag("---- last skopeo stderr ----\n$last_skopeo_err")
+        if $last_skopeo_err && ($? || !Test::More->builder->is_passing);
 }
 
 # ---------------------------------------------------------------------------------------
@@ -213,7 +109,7 @@ my $nginx_pid;
 my $PREFIX = "$TMP/nginx";
 make_path("$PREFIX/logs", "$PREFIX/conf");
 my $ACCESS_LOG = "$PREFIX/logs/access.log";
-push @diag_files, "$PREFIX/logs/error.log";
+push @E2E::diag_files, "$PREFIX/logs/error.log";
 
 my $conf_template = slurp($CONF);
 
@@ -362,9 +258,9 @@ sub skopeo {
         exec $SKOPEO, '--insecure-policy', '--tmpdir', "$TMP/skopeo-tmp", '--command-timeout', '60s', @args
             or do { print STDERR "exec skopeo: $!\n"; POSIX::_exit(127) };
     }
-    $pids{$pid} = 'skopeo';
+    $E2E::pids{$pid} = 'skopeo';
     waitpid($pid, 0);
-    delete $pids{$pid};
+    delete $E2E::pids{$pid};
     my $ok = $? == 0;
     my ($o, $e) = (slurp($out), slurp($err));
     $last_skopeo_err = "skopeo @args\n$e" unless $ok;
@@ -752,9 +648,8 @@ sub kill_registry {
     my $pid = delete $reg_pid{$site} or return fail("site $site is not running");
     kill 'KILL', $pid;
     waitpid($pid, 0);
-    delete $pids{$pid};
-    ok(eventually(sub { !IO::Socket::INET->new(PeerAddr => $addr{$site}, Proto => 'tcp', Timeout => 1) }),
-        "site $site stopped: its port is closed");
+    delete $E2E::pids{$pid};
+    ok(wait_closed($addr{$site}), "site $site stopped: its port is closed");
 }
 
 sub with_keep_answer_off {

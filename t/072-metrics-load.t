@@ -74,6 +74,7 @@ events {
 http {
     access_log off;
     next_upstream_status_zone retries 1m;
+    proxy_http_version 1.1;    # stated: the default changed in nginx 1.29.7
     log_format obs "\$uri|\$upstream_addr|\$upstream_status|\$status|\$next_upstream_status_passed|\$next_upstream_status_kept|\$pid";
 
     upstream both { server 127.0.0.1:$port_a; server 127.0.0.1:$port_b backup; }

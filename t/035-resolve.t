@@ -29,6 +29,18 @@ if ($dns_pid == 0) {
 close $dns;
 END { kill 'TERM', $dns_pid if $dns_pid && $$ == $parent }
 
+# Every block: the resolver is the DNS server above, and /pause answers slowly (limit_rate),
+# so that a block's first request gives nginx time to resolve its names after it started.
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value(http_config =>
+        "    resolver 127.0.0.1:\$TEST_NGINX_DNS_PORT ipv6=off valid=1s;\n"
+        . ($block->http_config // ''));
+    $block->set_value(config =>
+        "    location = /pause { limit_rate 50; return 200 \"0123456789012345678901234\\n\"; }\n"
+        . ($block->config // ''));
+});
+
 no_shuffle();
 no_root_location();
 log_level('info');
@@ -80,10 +92,8 @@ sub dns_reply {
 __DATA__
 
 === TEST 1: a resolved server's 404 goes on to the backup
-The first request only waits (limit_rate) while nginx resolves the name after it started.
 --- skip_nginx: 7: < 1.27.3
 --- http_config
-    resolver 127.0.0.1:$TEST_NGINX_DNS_PORT ipv6=off valid=1s;
     upstream u {
         zone u 64k;
         server one.test:1985 resolve;
@@ -92,7 +102,6 @@ The first request only waits (limit_rate) while nginx resolves the name after it
     server { listen 127.0.0.1:1985; location / { return 404 "a\n"; } }
     server { listen 127.0.0.1:1986; location / { return 200 "b\n"; } }
 --- config
-    location = /pause { limit_rate 50; return 200 "0123456789012345678901234\n"; }
     location / {
         proxy_pass http://u;
         proxy_next_upstream_status 404;
@@ -115,7 +124,6 @@ Round robin starts the requests at either address in turn; the answer is always 
 address's.
 --- skip_nginx: 10: < 1.27.3
 --- http_config
-    resolver 127.0.0.1:$TEST_NGINX_DNS_PORT ipv6=off valid=1s;
     upstream u {
         zone u 64k;
         server two.test:1985 resolve;
@@ -123,7 +131,6 @@ address's.
     server { listen 127.0.0.1:1985; location / { return 404 "a\n"; } }
     server { listen 127.0.0.2:1985; location / { return 200 "b\n"; } }
 --- config
-    location = /pause { limit_rate 50; return 200 "0123456789012345678901234\n"; }
     location / {
         proxy_pass http://u;
         proxy_next_upstream_status 404;
@@ -143,7 +150,6 @@ address's.
 === TEST 3: a name that does not resolve leaves the backup; its 404 is the answer
 --- skip_nginx: 4: < 1.27.3
 --- http_config
-    resolver 127.0.0.1:$TEST_NGINX_DNS_PORT ipv6=off valid=1s;
     upstream u {
         zone u 64k;
         server nowhere.test:1985 resolve;
@@ -151,7 +157,6 @@ address's.
     }
     server { listen 127.0.0.1:1986; location / { return 404 "b\n"; } }
 --- config
-    location = /pause { limit_rate 50; return 200 "0123456789012345678901234\n"; }
     location / {
         proxy_pass http://u;
         proxy_next_upstream_status 404;

@@ -362,21 +362,18 @@ fn stage_retry(
         peer_name(u)
     );
     // A new retry forgets the answer kept from an earlier one: the last is what counts.
-    retried.kept = if retry_on.keep_answer && !intercepted(r, u, status) {
-        KeptAnswer::capture(r, u)
+    let (kept, why) = if !retry_on.keep_answer {
+        (None, "not kept: keep_answer=off")
+    } else if intercepted(r, u, status) {
+        (None, "not kept: an error_page intercepts it")
     } else {
-        None
-    };
-    log_debug!(
-        r.connection,
-        "answer {}",
-        match (&retried.kept, retry_on.keep_answer) {
-            (Some(_), _) => "kept",
-            (None, false) => "not kept: keep_answer=off",
-            (None, true) if intercepted(r, u, status) => "not kept: an error_page intercepts it",
-            (None, true) => "not kept: out of memory",
+        match KeptAnswer::capture(r, u) {
+            Some(kept) => (Some(kept), "kept"),
+            None => (None, "not kept: out of memory"),
         }
-    );
+    };
+    retried.kept = kept;
+    log_debug!(r.connection, "answer {}", why);
     retried.passed += 1;
     retried.staged = Some(Staged {
         conf: u.conf,

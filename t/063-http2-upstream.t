@@ -47,8 +47,7 @@ GET /t
 --- error_code: 404
 --- response_headers
 X-Status: 404, 502
-!Content-Length
-Transfer-Encoding: chunked
+Content-Length: 9
 --- response_body
 not on a
 --- error_log

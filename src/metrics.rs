@@ -2,7 +2,7 @@
 //!
 //! Pure: parsing the zone directive's arguments, naming an upstream block, the key under which
 //! a count is kept, and rendering a snapshot of the counters in the Prometheus text exposition
-//! format 0.0.4. The shared memory they live in is `nginx::metrics`'s business.
+//! format 0.0.4. The shared memory they live in is `nginx::zone`'s business.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;

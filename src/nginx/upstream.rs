@@ -563,8 +563,9 @@ unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request
     // SAFETY: `r->upstream` is valid until the upstream is finalized, which is now.
     let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
     restore(rr, u, ctx);
+    // The wrapper is installed when the first retry is staged, beside the saved original.
     let Some(retried) = ctx.retried() else {
-        lost_context(r, "finalize_request");
+        log_alert!(rr.connection, "finalize_request wrapped, but no retry staged");
         return;
     };
     // SAFETY: the request's connection is valid while the request is.

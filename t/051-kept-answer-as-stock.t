@@ -58,6 +58,7 @@ use FreePorts qw(free_ports);
 use UpstreamProtocol;
 use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
+use File::Spec;
 use IO::Compress::Gzip qw(gzip $GzipError);
 use IO::Socket::INET;
 use POSIX ();
@@ -68,7 +69,7 @@ my $root = abs_path(dirname(__FILE__) . '/..');
 my $binary = abs_path($ENV{TEST_NGINX_BINARY} // "$root/build/nginx/sbin/nginx");
 my @modules = map { abs_path($_) } split ' ',
     ($ENV{TEST_NGINX_LOAD_MODULES} // "$root/build/modules/ngx_http_next_upstream_status_module.so");
-my $prefix = abs_path($ENV{TEST_NGINX_SERVROOT} ? "$ENV{TEST_NGINX_SERVROOT}-stock"
+my $prefix = File::Spec->rel2abs($ENV{TEST_NGINX_SERVROOT} ? "$ENV{TEST_NGINX_SERVROOT}-stock"
     : "$root/t/servroot-stock");
 my $upstream_http = $UpstreamProtocol::Protocol;
 my $pause = 0.15;    # between the header and each piece of the body, in the paused rows

@@ -63,6 +63,7 @@ use IO::Compress::Gzip qw(gzip $GzipError);
 use IO::Socket::INET;
 use POSIX ();
 use Test::More;
+use Text::Diff qw(diff);    # Debian's libtext-diff-perl (scripts/install-deps.sh)
 use Time::HiRes qw(sleep time);
 
 my $root = abs_path(dirname(__FILE__) . '/..');
@@ -589,7 +590,8 @@ for my $c (@cases) {
     my $kept = normalise(slurp("$prefix/out/$c->{id}.k"));
     my $stock = normalise(slurp("$prefix/out/$c->{id}.s"));
     ok $kept eq $stock, "$c->{id}: the kept answer is stock's"
-        or diag("kept:\n" . show($kept) . "\nstock:\n" . show($stock));
+        or diag("$c->{id}: stock (-) and kept (+) answers, normalised:\n"
+            . diff(\show($stock), \show($kept), { STYLE => 'Unified', CONTEXT => 20 }));
 }
 
 # The access log: which path each request took.

@@ -34,22 +34,18 @@ pub struct Attempt {
     pub revalidates_cache: bool,
 }
 
-pub fn passes_on(statuses: &StatusSet, a: &Attempt) -> bool {
-    verdict(statuses, a) == Verdict::PassOn
-}
-
 /// What decided about a response: passed on, or the first condition that kept it from that.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     PassOn,
     NotListed,
-    Method,
-    Cache,
-    CacheRevalidation,
-    Tries,
-    NonIdempotent,
+    MethodNotListed,
+    FromCache,
+    RevalidatesCache,
+    NoTriesLeft,
+    NonIdempotentSent,
     BodyStreamed,
-    Timeout,
+    TimedOut,
 }
 
 impl Verdict {
@@ -58,15 +54,15 @@ impl Verdict {
         match self {
             Verdict::PassOn => "passing on",
             Verdict::NotListed => "not passing on: status not listed",
-            Verdict::Method => "not passing on: method not listed",
-            Verdict::Cache => "not passing on: response from cache",
-            Verdict::CacheRevalidation => "not passing on: 304 revalidates the cache",
-            Verdict::Tries => "not passing on: no tries left",
-            Verdict::NonIdempotent => {
+            Verdict::MethodNotListed => "not passing on: method not listed",
+            Verdict::FromCache => "not passing on: response from cache",
+            Verdict::RevalidatesCache => "not passing on: 304 revalidates the cache",
+            Verdict::NoTriesLeft => "not passing on: no tries left",
+            Verdict::NonIdempotentSent => {
                 "not passing on: non-idempotent request sent, no \"non_idempotent\""
             }
             Verdict::BodyStreamed => "not passing on: request body streamed",
-            Verdict::Timeout => "not passing on: proxy_next_upstream_timeout passed",
+            Verdict::TimedOut => "not passing on: proxy_next_upstream_timeout passed",
         }
     }
 }
@@ -76,19 +72,19 @@ pub fn verdict(statuses: &StatusSet, a: &Attempt) -> Verdict {
     if !statuses.contains(a.status) {
         Verdict::NotListed
     } else if !a.method_listed {
-        Verdict::Method
+        Verdict::MethodNotListed
     } else if a.from_cache {
-        Verdict::Cache
+        Verdict::FromCache
     } else if a.revalidates_cache {
-        Verdict::CacheRevalidation
+        Verdict::RevalidatesCache
     } else if a.tries_left <= 1 {
-        Verdict::Tries
+        Verdict::NoTriesLeft
     } else if a.non_idempotent_sent && !a.non_idempotent_allowed {
-        Verdict::NonIdempotent
+        Verdict::NonIdempotentSent
     } else if a.body_streamed {
         Verdict::BodyStreamed
     } else if a.timed_out {
-        Verdict::Timeout
+        Verdict::TimedOut
     } else {
         Verdict::PassOn
     }
@@ -98,7 +94,9 @@ pub fn verdict(statuses: &StatusSet, a: &Attempt) -> Verdict {
 /// answered a listed status: it was kept from that only by the tries or the time used up, the
 /// request was passed on before, and every earlier attempt was such a pass.
 pub fn exhausted(verdict: Verdict, passed: usize, earlier_attempts: usize) -> bool {
-    matches!(verdict, Verdict::Tries | Verdict::Timeout) && passed > 0 && passed == earlier_attempts
+    matches!(verdict, Verdict::NoTriesLeft | Verdict::TimedOut)
+        && passed > 0
+        && passed == earlier_attempts
 }
 
 #[cfg(test)]
@@ -138,7 +136,8 @@ mod tests {
             ("timed out",                 Attempt { timed_out: true, ..go },               false),
         ];
         for (name, attempt, expected) in cases {
-            assert_eq!(passes_on(&rule.statuses, attempt), *expected, "{name}");
+            let passes_on = verdict(&rule.statuses, attempt) == Verdict::PassOn;
+            assert_eq!(passes_on, *expected, "{name}");
         }
     }
 
@@ -157,14 +156,14 @@ mod tests {
         let cases: &[(Attempt, Verdict)] = &[
             (go,                                                   Verdict::PassOn),
             (Attempt { status: 200, ..go },                        Verdict::NotListed),
-            (Attempt { method_listed: false, ..go },               Verdict::Method),
-            (Attempt { from_cache: true, ..go },                   Verdict::Cache),
-            (Attempt { revalidates_cache: true, ..go },            Verdict::CacheRevalidation),
-            (Attempt { tries_left: 1, ..go },                      Verdict::Tries),
-            (Attempt { non_idempotent_sent: true, ..go },          Verdict::NonIdempotent),
+            (Attempt { method_listed: false, ..go },               Verdict::MethodNotListed),
+            (Attempt { from_cache: true, ..go },                   Verdict::FromCache),
+            (Attempt { revalidates_cache: true, ..go },            Verdict::RevalidatesCache),
+            (Attempt { tries_left: 1, ..go },                      Verdict::NoTriesLeft),
+            (Attempt { non_idempotent_sent: true, ..go },          Verdict::NonIdempotentSent),
             (Attempt { body_streamed: true, ..go },                Verdict::BodyStreamed),
-            (Attempt { timed_out: true, ..go },                    Verdict::Timeout),
-            (Attempt { tries_left: 1, timed_out: true, ..go },     Verdict::Tries),
+            (Attempt { timed_out: true, ..go },                    Verdict::TimedOut),
+            (Attempt { tries_left: 1, timed_out: true, ..go },     Verdict::NoTriesLeft),
             (Attempt { status: 200, tries_left: 1, ..go },         Verdict::NotListed),
         ];
         for (attempt, expected) in cases {
@@ -176,12 +175,12 @@ mod tests {
     fn exhaustion() {
         #[rustfmt::skip]
         let cases: &[(Verdict, usize, usize, bool)] = &[
-            (Verdict::Tries,     1, 1, true),
-            (Verdict::Timeout,   2, 2, true),
-            (Verdict::Tries,     0, 0, false), // never passed on: a single server
-            (Verdict::Tries,     1, 2, false), // an earlier attempt failed otherwise
+            (Verdict::NoTriesLeft,     1, 1, true),
+            (Verdict::TimedOut,   2, 2, true),
+            (Verdict::NoTriesLeft,     0, 0, false), // never passed on: a single server
+            (Verdict::NoTriesLeft,     1, 2, false), // an earlier attempt failed otherwise
             (Verdict::PassOn,    1, 1, false),
-            (Verdict::Method,    1, 1, false),
+            (Verdict::MethodNotListed,    1, 1, false),
             (Verdict::NotListed, 1, 1, false),
         ];
         for &(v, passed, earlier, expected) in cases {

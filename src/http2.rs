@@ -76,6 +76,16 @@ pub fn renumber_for_new_connection(request: &mut [u8]) -> bool {
     true
 }
 
+/// The stream a request's frames are written for (by nginx: 1 on a new connection, the
+/// next odd number on a kept-alive one): that of the first frame after the preface that has
+/// one. `None` if the bytes are not a request's frames.
+pub fn request_stream(request: &[u8]) -> Option<u32> {
+    let frames_sent = request.strip_prefix(PREFACE)?;
+    frames(frames_sent)
+        .map(|frame| frame.stream)
+        .find(|&stream| stream != 0)
+}
+
 #[cfg(test)]
 pub mod tests {
     use super::*;
@@ -119,6 +129,31 @@ pub mod tests {
         assert_eq!(unpadded(&f(PADDED, b"\x00")), Some(&b""[..]));
         assert_eq!(unpadded(&f(PADDED, b"\x03ab")), None);
         assert_eq!(unpadded(&f(PADDED, b"")), None);
+    }
+
+    #[test]
+    fn the_request_stream() {
+        let settings = frame(0x4, 0, 0, &[0, 3, 0, 0, 0, 100]);
+        let sent = |stream| {
+            [
+                PREFACE.to_vec(),
+                settings.clone(),
+                frame(HEADERS, 0x4, stream, b"\x82"),
+            ]
+            .concat()
+        };
+        assert_eq!(request_stream(&sent(1)), Some(1));
+        assert_eq!(request_stream(&sent(7)), Some(7));
+        assert_eq!(
+            request_stream(&sent(1)[PREFACE.len()..]),
+            None,
+            "no preface"
+        );
+        assert_eq!(
+            request_stream(&[PREFACE, &settings[..]].concat()),
+            None,
+            "no stream frame"
+        );
     }
 
     #[test]

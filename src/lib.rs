@@ -6,6 +6,7 @@
 //! - [`statuses`], [`methods`]: the sets it lists;
 //! - [`decision`]: whether a response passes the request on;
 //! - [`kept_answer`]: what is kept of a passed-over answer, and when it replaces nginx's 502;
+//! - [`chunked`]: HTTP/1.1 chunked bodies, as a kept answer's body arrives;
 //! - [`http2`]: the HTTP/2 frames an HTTP/2 upstream leaves in nginx's buffers;
 //! - [`metrics`]: the counters' zone directive and their Prometheus text form.
 //!
@@ -18,6 +19,7 @@
 //! memory (`nginx::zone`); at the bottom nginx's bit fields (`nginx::bitfields`) and the log
 //! lines (`nginx::log`).
 
+pub mod chunked;
 pub mod decision;
 pub mod directive;
 pub mod http2;

@@ -191,7 +191,7 @@ Content-Length: 0
 --- response_body eval
 ""
 --- error_log
-without its body, which was larger than proxy_buffer_size or of unknown length
+without its body: it does not fit in proxy_buffer_size
 
 
 

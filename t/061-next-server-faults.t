@@ -217,7 +217,7 @@ X-Status: 404, $st
 ""
 --- error_log
 $f->{log}
-without its body, which was larger than proxy_buffer_size or of unknown length
+without its body: it does not fit in proxy_buffer_size
 
 
 _EOB_

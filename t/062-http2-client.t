@@ -135,7 +135,7 @@ X-Status: 404, 504
 ""
 --- error_log
 upstream timed out (110: Connection timed out) while reading response header from upstream
-without its body, which was larger than proxy_buffer_size or of unknown length
+without its body: it does not fit in proxy_buffer_size
 
 
 

@@ -90,11 +90,31 @@ ngx_http_nus_upstream_conf_intercept_404(ngx_http_upstream_conf_t *conf)
 
 
 void
-ngx_http_nus_buf_set_last(ngx_buf_t *b, ngx_uint_t in_memory, ngx_uint_t last_buf)
+ngx_http_nus_buf_set_end(ngx_buf_t *b, ngx_uint_t in_memory, ngx_uint_t last_buf,
+    ngx_uint_t sync)
 {
     b->memory = in_memory;
     b->last_buf = last_buf;
     b->last_in_chain = 1;
+    b->sync = sync;
+}
+
+
+void
+ngx_http_nus_set_upstream_answer_flags(ngx_http_request_t *r, ngx_http_upstream_t *u)
+{
+    r->disable_not_modified = !u->cacheable;
+
+    if (u->conf->force_ranges) {
+        r->allow_ranges = 1;
+        r->single_range = 1;
+
+#if (NGX_HTTP_CACHE)
+        if (r->cached) {
+            r->single_range = 0;
+        }
+#endif
+    }
 }
 
 

@@ -24,10 +24,15 @@ mod c {
         ) -> ngx_uint_t;
         pub fn ngx_http_nus_variable_set(v: *mut ngx_variable_value_t, data: *mut u8, len: usize);
         pub fn ngx_http_nus_slab_set_log_nomem(pool: *mut ngx_slab_pool_t, log_nomem: ngx_uint_t);
-        pub fn ngx_http_nus_buf_set_last(
+        pub fn ngx_http_nus_buf_set_end(
             b: *mut ngx_buf_t,
             in_memory: ngx_uint_t,
-            last: ngx_uint_t,
+            last_buf: ngx_uint_t,
+            sync: ngx_uint_t,
+        );
+        pub fn ngx_http_nus_set_upstream_answer_flags(
+            r: *mut ngx_http_request_t,
+            u: *const ngx_http_upstream_t,
         );
     }
 }
@@ -86,11 +91,26 @@ pub fn intercept_404(conf: &ngx_http_upstream_conf_t) -> bool {
     unsafe { c::ngx_http_nus_upstream_conf_intercept_404(conf) != 0 }
 }
 
-/// Marks `b` as the last buffer of its chain: in memory if it has data, and the last of
-/// the response if `last_buf`.
-pub fn set_last_buf(b: &mut ngx_buf_t, in_memory: bool, last_buf: bool) {
-    // SAFETY: `b` is a live buffer (a reference); the C function writes one bitfield of it.
-    unsafe { c::ngx_http_nus_buf_set_last(b, in_memory.into(), last_buf.into()) }
+/// Marks `b`, the last buffer a handler sends, as nginx's own handlers mark theirs: in memory
+/// if it has data; the last of the response in the main request, only the last of the
+/// chain in a subrequest (whose response is part of another); an empty one `sync`, as
+/// `ngx_http_send_special()` marks it (else nginx finds a zero-size buffer in its output).
+pub fn set_last_of_response(b: &mut ngx_buf_t, main_request: bool) {
+    let has_data = b.last > b.pos;
+    let sync = !has_data && !main_request;
+    // SAFETY: `b` is a live buffer (a reference); the C function writes its bitfields.
+    unsafe {
+        c::ngx_http_nus_buf_set_end(b, has_data.into(), main_request.into(), sync.into());
+    }
+}
+
+/// What nginx sets of the request's bit fields when a server's answer becomes the client's
+/// (`ngx_http_upstream_process_headers()`): `disable_not_modified` from the answer's
+/// cacheability, and the ranges `proxy_force_ranges` allows.
+pub fn set_upstream_answer_flags(r: &mut ngx_http_request_t, u: &ngx_http_upstream_t) {
+    // SAFETY: `r` and `u` are a live request and its upstream (references); the C function
+    // reads and writes their bitfields.
+    unsafe { c::ngx_http_nus_set_upstream_answer_flags(r, u) }
 }
 
 /// Fills in a variable's value: `len` bytes at `data` (in the request pool), valid, not

@@ -6,13 +6,14 @@ use core::ffi::c_void;
 use core::{mem, ptr, slice};
 
 use ngx::ffi::{
-    ngx_http_request_t, ngx_http_upstream_conf_t, ngx_http_upstream_t, ngx_int_t, ngx_list_t,
-    ngx_module_t, ngx_palloc, ngx_pnalloc, ngx_str_t, ngx_uint_t, off_t, NGX_HTTP_HEAD,
-    NGX_HTTP_NOT_MODIFIED,
+    ngx_http_request_t, ngx_http_upstream_conf_t, ngx_http_upstream_headers_in_t,
+    ngx_http_upstream_t, ngx_int_t, ngx_module_t, ngx_palloc, ngx_pnalloc, ngx_str_t, ngx_uint_t,
+    NGX_HTTP_HEAD, NGX_HTTP_NOT_MODIFIED, NGX_HTTP_NO_CONTENT,
 };
 use ngx::http::{HttpModule, Request};
 
-use crate::kept_answer::{body_to_keep, Body, Framing, KeptBody};
+use crate::http2;
+use crate::kept_answer::{Arrived, Body, Framing, KeptBody, WhyDropped};
 use crate::nginx::conf::{Module, RetryOn};
 
 pub type ProcessHeader = unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t;
@@ -38,6 +39,9 @@ pub struct RequestCtx {
     /// Made at the first status-triggered retry, so that a request without one takes no
     /// more from its pool than this small context.
     pub retried: *mut Retried,
+    /// A listed answer is to be passed over once its body has arrived (see
+    /// `upstream::process_header_with_status_retry`).
+    pub awaiting_body: bool,
 }
 
 impl RequestCtx {
@@ -58,6 +62,10 @@ pub struct Retried {
     pub serving: Serving,
     /// How many times the request was passed on after a listed status.
     pub passed: usize,
+    /// The current attempt's server gave an answer that nginx takes as final: if nginx then
+    /// ends the request with a 5xx, it is that answer's own (`proxy_intercept_errors`), not a
+    /// failure the kept answer may replace.
+    pub server_answered: bool,
 }
 
 /// Whether the kept answer replaces nginx's error page, and how far that has got.
@@ -148,57 +156,104 @@ pub fn framing(u: &ngx_http_upstream_t) -> Framing {
     }
 }
 
+/// What has arrived of the answer `u` has just parsed: its header's facts about the body, and
+/// the bytes read after the header in `u->buffer`.
+pub fn arrived<'a>(r: &ngx_http_request_t, u: &'a ngx_http_upstream_t) -> Arrived<'a> {
+    let status = u.headers_in.status_n;
+    // SAFETY: after the header is parsed, `u->buffer` holds what was read after it between
+    // `pos` and `last`, and has room up to `end`.
+    let (read, room) = unsafe {
+        let b = &u.buffer;
+        (bytes(b.pos, b.last), bytes(b.last, b.end).len())
+    };
+    let framing = framing(u);
+    Arrived {
+        framing,
+        declared: u.headers_in.content_length_n,
+        chunked: framing == Framing::Http1 && is_chunked(u),
+        stream: if framing == Framing::Http2 {
+            request_stream(u)
+        } else {
+            0
+        },
+        bodiless: r.method == NGX_HTTP_HEAD as ngx_uint_t
+            || status == NGX_HTTP_NO_CONTENT as ngx_uint_t
+            || status == NGX_HTTP_NOT_MODIFIED as ngx_uint_t,
+        read,
+        room,
+    }
+}
+
+/// `Transfer-Encoding: chunked`, read from the header line (nginx 1.23+ also sets a bit for
+/// it; 1.22 does not have that bit).
+fn is_chunked(u: &ngx_http_upstream_t) -> bool {
+    // SAFETY: null, or the parsed header line in the request pool.
+    unsafe { u.headers_in.transfer_encoding.as_ref() }.is_some_and(|h| {
+        // SAFETY: a header line's value is `len` valid bytes.
+        let value = unsafe { bytes(h.value.data, h.value.data.add(h.value.len)) };
+        value.eq_ignore_ascii_case(b"chunked")
+    })
+}
+
+/// The stream of an HTTP/2 request: that of the frames the proxy module wrote (and renumbered
+/// for a kept-alive connection) at the start of the request's first buffer.
+fn request_stream(u: &ngx_http_upstream_t) -> u32 {
+    // SAFETY: `request_bufs` is null or the request's chain; its first buffer holds the
+    // preface and the request's frames between `start` and `last`.
+    let written = unsafe {
+        u.request_bufs
+            .as_ref()
+            .and_then(|cl| cl.buf.as_ref())
+            .map_or(&[][..], |b| bytes(b.start, b.last))
+    };
+    http2::request_stream(written).unwrap_or(1)
+}
+
 /// A passed-over answer, copied where a retry cannot overwrite it.
 #[derive(Clone, Copy)]
 pub struct KeptAnswer {
-    pub status: ngx_uint_t,
-    pub status_line: ngx_str_t,
-    /// The upstream's parsed header list, by value: nginx starts a new list for the next
-    /// attempt, and the entries (with their names and values) live in the request pool.
-    pub headers: ngx_list_t,
-    /// What the client is told: the body's length, or for HEAD the length the server declared.
-    pub content_length: off_t,
+    /// The upstream's parsed header, by value: its header list and the typed fields that
+    /// point into it (nginx starts a new list for the next attempt; the entries, with their
+    /// names and values, live in the request pool). Its length is what the client is told:
+    /// the body's, the one declared for a response to HEAD, -1 for chunked, 0 for a body
+    /// not kept.
+    pub headers_in: ngx_http_upstream_headers_in_t,
     pub body: ngx_str_t,
-    pub body_dropped: bool,
+    pub dropped: Option<WhyDropped>,
     pub peer: ngx_str_t,
 }
 
 impl KeptAnswer {
-    /// Copies the answer `u` has just parsed. `None` if the pool is exhausted (the retry then
-    /// goes ahead without a kept answer, as in stock nginx).
-    pub fn capture(r: &ngx_http_request_t, u: &ngx_http_upstream_t) -> Option<KeptAnswer> {
-        let status = u.headers_in.status_n;
-        let bodiless = r.method == NGX_HTTP_HEAD as ngx_uint_t
-            || status == NGX_HTTP_NOT_MODIFIED as ngx_uint_t;
-        let declared = u.headers_in.content_length_n;
-        // SAFETY: after the header is parsed, `u->buffer` holds what was read after it
-        // between `pos` and `last`.
-        let read = unsafe { bytes(u.buffer.pos, u.buffer.last) };
-
-        let (body, content_length, body_dropped) =
-            match body_to_keep(framing(u), declared, read, bodiless) {
-                KeptBody::Whole(body) => {
-                    let length = if bodiless {
-                        declared
-                    } else {
-                        body.len() as off_t
-                    };
-                    (pool_copy(r, body)?, length, false)
-                }
-                KeptBody::Dropped => (ngx_str_t::empty(), 0, true),
-            };
+    /// Copies the answer `u` has just parsed, with `body` of it. `None` if the pool is
+    /// exhausted (the retry then goes ahead without a kept answer, as in stock nginx).
+    pub fn capture(
+        r: &ngx_http_request_t,
+        u: &ngx_http_upstream_t,
+        body: KeptBody,
+    ) -> Option<KeptAnswer> {
+        let mut headers_in = u.headers_in;
+        let (body, dropped) = match body {
+            KeptBody::Whole(body) => (pool_copy(r, body)?, None),
+            KeptBody::Dropped(why) => {
+                headers_in.content_length_n = 0;
+                (ngx_str_t::empty(), Some(why))
+            }
+            KeptBody::Incomplete => {
+                headers_in.content_length_n = 0;
+                (ngx_str_t::empty(), Some(WhyDropped::TooLarge))
+            }
+        };
         Some(KeptAnswer {
-            status,
-            // In the request pool already (the upstream module copies it there), like the
-            // headers' names and values, and like the peer's name (nginx keeps it for
-            // `$upstream_addr`): only the body must be copied out of the reused buffer.
-            status_line: u.headers_in.status_line,
-            headers: u.headers_in.headers,
-            content_length,
+            headers_in,
             body,
-            body_dropped,
+            dropped,
+            // nginx keeps the peer's name for `$upstream_addr`, in the request pool too.
             peer: peer_name(u),
         })
+    }
+
+    pub fn status(&self) -> ngx_uint_t {
+        self.headers_in.status_n
     }
 }
 

@@ -7,17 +7,17 @@
 //! headers and body with the kept answer. Everything nginx does for any response (add_header,
 //! the access log, keepalive to the client) then applies as usual.
 
-use core::{ptr, slice};
+use core::ptr;
 
 use ngx::core::Pool;
 use ngx::ffi::{
     ngx_alloc_chain_link, ngx_buf_t, ngx_chain_t, ngx_hash_find, ngx_http_output_body_filter_pt,
     ngx_http_output_header_filter_pt, ngx_http_request_t, ngx_http_top_body_filter,
-    ngx_http_top_header_filter, ngx_int_t, ngx_list_part_t, ngx_list_push, ngx_list_t, ngx_str_t,
-    ngx_table_elt_t, ngx_uint_t, NGX_ERROR,
+    ngx_http_top_header_filter, ngx_http_upstream_header_t, ngx_int_t, ngx_list_part_t,
+    ngx_list_push, ngx_list_t, ngx_str_t, ngx_table_elt_t, ngx_uint_t, NGX_ERROR, NGX_OK,
 };
+use ngx::http::{HttpModuleMainConf, NgxHttpUpstreamModule};
 
-use crate::kept_answer::is_connection_header;
 use crate::metrics::Family;
 use crate::nginx::bitfields;
 use crate::nginx::ctx::{request_ctx, KeptAnswer, RequestCtx, Serving};
@@ -71,27 +71,33 @@ unsafe fn header_filter_own_error(r: *mut ngx_http_request_t) -> ngx_int_t {
         let rr = unsafe { &mut *r };
         // Only nginx's own page for that failure, not some other response.
         if rr.headers_out.status == failure as ngx_uint_t {
-            if replace_headers(rr, kept).is_err() {
+            if set_headers_as_upstream_answer(rr, kept).is_err() {
                 return NGX_ERROR as ngx_int_t;
             }
             retried.serving = Serving::HeaderSent;
-            log_debug!(rr.connection, "kept answer {} sent", kept.status);
+            let status = kept.status();
+            log_debug!(rr.connection, "kept answer {} sent", status);
             // SAFETY: the request's upstream outlives its finalization.
             let upstream = unsafe { rr.upstream.as_ref() }.map_or(ptr::null_mut(), |u| u.upstream);
-            metrics::count(rr, upstream, Family::Kept, kept.status, ngx_str_t::empty());
-            log_warn!(
-                rr.connection,
-                "no later server gave an answer ({}), sending the {} answered by \"{}\"{}",
-                failure,
-                kept.status,
-                kept.peer,
-                if kept.body_dropped {
-                    " without its body, which was larger than proxy_buffer_size or of \
-                     unknown length"
-                } else {
-                    ""
-                }
-            );
+            metrics::count(rr, upstream, Family::Kept, status, ngx_str_t::empty());
+            match kept.dropped {
+                None => log_warn!(
+                    rr.connection,
+                    "no later server gave an answer ({}), sending the {} answered by \"{}\"",
+                    failure,
+                    status,
+                    kept.peer
+                ),
+                Some(why) => log_warn!(
+                    rr.connection,
+                    "no later server gave an answer ({}), sending the {} answered by \"{}\" \
+                     without its body: {}",
+                    failure,
+                    status,
+                    kept.peer,
+                    why.reason()
+                ),
+            }
         }
     }
     // SAFETY: passing on the valid request the caller gave; `rr` is no longer used.
@@ -111,82 +117,102 @@ unsafe fn next_header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
     }
 }
 
-/// Turns nginx's error page into the kept answer: status, then the server's headers except
-/// those nginx hides (`proxy_hide_header`) or sets itself for the client connection.
-/// Headers already added by the location (before the filters) stay.
-fn replace_headers(r: &mut ngx_http_request_t, kept: &KeptAnswer) -> Result<(), ()> {
-    r.err_status = kept.status; // what $status reports
-    r.headers_out.status = kept.status;
-    r.headers_out.status_line = kept.status_line;
-    r.headers_out.content_length_n = kept.content_length;
-    r.headers_out.content_length = ptr::null_mut();
-    r.headers_out.content_type = ngx_str_t::empty();
-    r.headers_out.content_type_len = 0;
-    r.headers_out.content_type_lowcase = ptr::null_mut();
+/// Turns nginx's error page into the kept answer, as nginx turns a server's answer into the
+/// client's (`ngx_http_upstream_process_headers()`, static in nginx): the kept header goes
+/// back into `u->headers_in`, and each of its lines through the location's
+/// `proxy_hide_header` and the upstream module's handler for it (which sets the typed
+/// header, and applies `proxy_redirect` and `proxy_cookie_*`), or is copied as it is.
+/// What nginx's error page set first (`ngx_http_send_special_response()`) is undone.
+fn set_headers_as_upstream_answer(r: &mut ngx_http_request_t, kept: &KeptAnswer) -> Result<(), ()> {
+    // SAFETY: the request's upstream outlives its finalization; its conf is the location's
+    // (restored when the request ended).
+    let u = unsafe { r.upstream.as_mut() }.ok_or(())?;
+    let umcf = NgxHttpUpstreamModule::main_conf(r).ok_or(())?;
+    let headers_in_hash = ptr::from_ref(&umcf.headers_in_hash).cast_mut();
+    // SAFETY: as above.
+    let hide_headers_hash = unsafe { ptr::addr_of_mut!((*u.conf).hide_headers_hash) };
+    u.headers_in = kept.headers_in;
 
-    // SAFETY: the request's upstream outlives its finalization; its conf is the location's.
-    let hide = unsafe {
-        r.upstream
-            .as_ref()
-            .map(|u| &mut (*u.conf).hide_headers_hash)
-    };
+    let out = &mut r.headers_out;
+    out.content_type = ngx_str_t::empty();
+    out.content_type_len = 0;
+    out.content_type_hash = 0;
+    out.content_type_lowcase = ptr::null_mut();
+
     let mut result = Ok(());
-    for_each_header(&kept.headers, |h| {
-        // SAFETY: header entries from the upstream's parser have a valid lowercase key.
-        let lowercase = unsafe { slice::from_raw_parts(h.lowcase_key, h.key.len) };
-        if h.hash == 0 || is_connection_header(lowercase) {
+    for_each_header(&u.headers_in.headers, |h| {
+        // SAFETY: a line of the kept header list; nginx's handlers only read it.
+        let (hash, key, len) = unsafe { ((*h).hash, (*h).lowcase_key, (*h).key.len) };
+        if result.is_err() || hash == 0 {
             return;
         }
-        if let Some(hide) = hide.as_deref() {
-            // SAFETY: the hash and the key are valid; a hit means the header is hidden.
-            let hidden = unsafe {
-                ngx_hash_find(
-                    ptr::from_ref(hide).cast_mut(),
-                    h.hash,
-                    h.lowcase_key,
-                    h.key.len,
-                )
-            };
-            if !hidden.is_null() {
-                return;
-            }
-        }
-        if lowercase == b"content-type" {
-            r.headers_out.content_type = h.value;
-            r.headers_out.content_type_len = h.value.len;
+        // SAFETY: both hashes are nginx's, built at configuration; a parsed line has a valid
+        // lowercase key of its key's length.
+        let (hidden, handler) = unsafe {
+            (
+                !ngx_hash_find(hide_headers_hash, hash, key, len).is_null(),
+                ngx_hash_find(headers_in_hash, hash, key, len)
+                    .cast::<ngx_http_upstream_header_t>()
+                    .as_ref(),
+            )
+        };
+        if hidden {
             return;
         }
-        // By hand: `Request::add_header_out` makes a header from two strings and hashes it
-        // again; this copies the server's entry with its hash and lowercase key.
-        // SAFETY: the list is the request's own header list.
-        let elt = unsafe { ngx_list_push(&mut r.headers_out.headers) }.cast::<ngx_table_elt_t>();
-        if elt.is_null() {
+        let rc = match handler.and_then(|hh| hh.copy_handler.map(|copy| (copy, hh.conf))) {
+            // SAFETY: nginx's own handler for this line, called as nginx calls it.
+            Some((copy, conf)) => unsafe { copy(r, h, conf) },
+            None => copy_header_line(r, h),
+        };
+        if rc != NGX_OK as ngx_int_t {
             result = Err(());
-            return;
-        }
-        // SAFETY: `elt` is a fresh, aligned entry; zeroing covers fields some versions add.
-        unsafe {
-            ptr::write_bytes(elt, 0, 1);
-            (*elt).hash = h.hash;
-            (*elt).key = h.key;
-            (*elt).value = h.value;
-            (*elt).lowcase_key = h.lowcase_key;
         }
     });
-    result
+    result?;
+
+    let out = &mut r.headers_out;
+    // A Server or Date line a handler left without a value is not sent (as nginx does).
+    for typed in [out.server, out.date] {
+        // SAFETY: null, or a line of the request's output header list.
+        if let Some(h) = unsafe { typed.as_mut() } {
+            if h.value.data.is_null() {
+                h.hash = 0;
+            }
+        }
+    }
+    let headers_in = &u.headers_in;
+    r.err_status = headers_in.status_n; // $status reads it first
+    out.status = headers_in.status_n;
+    out.status_line = headers_in.status_line;
+    out.content_length_n = headers_in.content_length_n;
+    bitfields::set_upstream_answer_flags(r, u);
+    Ok(())
 }
 
-/// By hand: `ngx::http::list_iterator` yields only names and values, and the filter needs each
-/// entry's hash and lowercase key.
-fn for_each_header(list: &ngx_list_t, mut f: impl FnMut(&ngx_table_elt_t)) {
+/// A line no handler knows goes to the client as it came (`ngx_http_upstream_copy_header_line`,
+/// static in nginx).
+fn copy_header_line(r: &mut ngx_http_request_t, h: *mut ngx_table_elt_t) -> ngx_int_t {
+    // SAFETY: the request's own output header list.
+    let out = unsafe { ngx_list_push(&mut r.headers_out.headers) }.cast::<ngx_table_elt_t>();
+    if out.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    // SAFETY: `out` is a fresh entry of the right type, `h` a parsed line.
+    unsafe { out.write(*h) };
+    NGX_OK as ngx_int_t
+}
+
+/// By hand: `ngx::http::list_iterator` yields only names and values, and the filter hands each
+/// entry itself to nginx's handlers.
+fn for_each_header(list: &ngx_list_t, mut f: impl FnMut(*mut ngx_table_elt_t)) {
     let mut part: *const ngx_list_part_t = &list.part;
     // SAFETY: a list's parts form a null-terminated chain of arrays of `nelts` entries each.
     while let Some(p) = unsafe { part.as_ref() } {
         if p.nelts > 0 {
             // SAFETY: this part's array holds `nelts` initialised entries (the chain's rule).
-            let entries =
-                unsafe { slice::from_raw_parts(p.elts.cast::<ngx_table_elt_t>(), p.nelts) };
-            entries.iter().for_each(&mut f);
+            let first = p.elts.cast::<ngx_table_elt_t>();
+            // SAFETY: within this part's array, as just said.
+            (0..p.nelts).for_each(|i| f(unsafe { first.add(i) }));
         }
         part = p.next;
     }
@@ -266,7 +292,7 @@ fn kept_body(r: &mut ngx_http_request_t, kept: &KeptAnswer) -> Option<*mut ngx_c
             buf.pos = kept.body.data;
             buf.last = kept.body.data.add(kept.body.len);
         }
-        bitfields::set_last_buf(buf, kept.body.len > 0, main);
+        bitfields::set_last_of_response(buf, main);
         (*cl).buf = b;
         (*cl).next = ptr::null_mut();
     }

@@ -116,7 +116,7 @@ unsafe extern "C" fn metrics_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     buf.pos = body.data;
     // SAFETY: the body's `len` bytes are in the request pool from `data` on.
     buf.last = unsafe { body.data.add(body.len) };
-    bitfields::set_last_buf(buf, true, true);
+    bitfields::set_last_of_response(buf, ptr::eq(r, request.as_ref().main));
     let mut out = ngx_chain_t {
         buf: b,
         next: ptr::null_mut(),

@@ -28,9 +28,9 @@ use ngx::core::Pool;
 use ngx::ffi::{
     ngx_conf_t, ngx_cycle, ngx_http_err_page_t, ngx_http_request_t, ngx_http_upstream_conf_t,
     ngx_http_upstream_srv_conf_t, ngx_http_upstream_state_t, ngx_http_upstream_t, ngx_int_t,
-    ngx_msec_t, ngx_str_t, ngx_uint_t, NGX_ERROR, NGX_HTTP_LOCK, NGX_HTTP_NOT_FOUND,
+    ngx_msec_t, ngx_str_t, ngx_uint_t, NGX_AGAIN, NGX_ERROR, NGX_HTTP_LOCK, NGX_HTTP_NOT_FOUND,
     NGX_HTTP_NOT_MODIFIED, NGX_HTTP_PATCH, NGX_HTTP_POST, NGX_HTTP_UPSTREAM_FT_HTTP_404,
-    NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT, NGX_OK,
+    NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT, NGX_HTTP_UPSTREAM_IGN_XA_REDIRECT, NGX_OK,
 };
 use ngx::http::{
     HttpModuleConfExt, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule,
@@ -39,12 +39,12 @@ use ngx::http::{
 
 use crate::decision::{self, Attempt, Verdict};
 use crate::http2;
-use crate::kept_answer::{self, Framing};
+use crate::kept_answer::{self, body_to_keep, Framing, KeptBody};
 use crate::metrics::Family;
 use crate::nginx::bitfields;
 use crate::nginx::conf::{LocConf, Module, Original, RetryOn, SetupError};
 use crate::nginx::ctx::{
-    framing, new_request_ctx, ngx_http_proxy_module, peer_name, pool_value, request_ctx,
+    arrived, framing, new_request_ctx, ngx_http_proxy_module, peer_name, pool_value, request_ctx,
     KeptAnswer, ProcessHeader, RequestCtx, Retried, Serving, Staged,
 };
 use crate::nginx::log::{log_alert, log_debug, log_info};
@@ -138,6 +138,7 @@ fn hook_request(r: &mut ngx_http_request_t, retry_on: &'static RetryOn) -> ngx_i
         process_header,
         reinit_request,
         retried: ptr::null_mut(),
+        awaiting_body: false,
     };
     if new_request_ctx(r, ctx).is_none() {
         return NGX_ERROR as ngx_int_t;
@@ -159,28 +160,40 @@ fn lost_context(r: *mut ngx_http_request_t, callback: &str) {
     log_alert!(connection, "lost request context in {}", callback);
 }
 
-/// Runs the upstream module's `process_header`, then decides on a complete header.
+/// Runs the upstream module's `process_header`, then decides on a complete header. A listed
+/// answer that is to be passed over and kept waits for its body first (see
+/// [`consider_retry`]): until it is whole, nginx is told the header is incomplete, reads on
+/// into the same buffer and calls this again, which then only looks at the body.
 unsafe extern "C" fn process_header_with_status_retry(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: nginx calls this with a valid request in upstream processing.
     let Some(ctx) = (unsafe { request_ctx(r) }) else {
         lost_context(r, "process_header");
         return NGX_ERROR as ngx_int_t;
     };
-    // SAFETY: the saved original, called with the request nginx gave us.
-    let rc = unsafe { with_own_parser(r, ctx, ctx.process_header) };
-    if rc != NGX_OK as ngx_int_t {
-        return rc;
+    if !ctx.awaiting_body {
+        // SAFETY: the saved original, called with the request nginx gave us.
+        let rc = unsafe { with_own_parser(r, ctx, ctx.process_header) };
+        if rc != NGX_OK as ngx_int_t {
+            return rc;
+        }
     }
     // SAFETY: `r->upstream` is valid during upstream processing.
     let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
     let retry_on = ctx.retry_on;
     // The common answer is not listed: decided here, the rest out of line.
-    if retry_on.statuses.contains(u.headers_in.status_n) {
-        consider_retry(rr, u, ctx, retry_on);
-    } else {
-        trace_verdict(rr, u, Verdict::NotListed);
+    if ctx.awaiting_body || retry_on.statuses.contains(u.headers_in.status_n) {
+        return consider_retry(rr, u, ctx, retry_on);
     }
-    rc
+    trace_verdict(rr, u, Verdict::NotListed);
+    answered_by_server(ctx);
+    NGX_OK as ngx_int_t
+}
+
+/// The current server's answer goes to nginx as it is (see [`Retried::server_answered`]).
+fn answered_by_server(ctx: &mut RequestCtx) {
+    if let Some(retried) = ctx.retried() {
+        retried.server_answered = true;
+    }
 }
 
 /// The status seen and what was decided, in one debug line.
@@ -194,6 +207,8 @@ fn trace_verdict(r: &ngx_http_request_t, u: &ngx_http_upstream_t, verdict: Verdi
     );
 }
 
+/// A listed answer: passes the request on if nginx can, once the answer's body, if it is to
+/// be kept, has arrived. `NGX_AGAIN` while waiting for it.
 #[cold]
 #[inline(never)]
 fn consider_retry(
@@ -201,19 +216,58 @@ fn consider_retry(
     u: &mut ngx_http_upstream_t,
     ctx: &mut RequestCtx,
     retry_on: &RetryOn,
-) {
+) -> ngx_int_t {
+    // Asked again after each read while waiting: the time allowed may have run out.
     let verdict = decision::verdict(&retry_on.statuses, &attempt(r, u, retry_on));
     trace_verdict(r, u, verdict);
-    if verdict == Verdict::PassOn {
-        stage_retry(r, u, ctx, retry_on);
-        return;
+    if verdict != Verdict::PassOn {
+        ctx.awaiting_body = false;
+        answered_by_server(ctx);
+        let passed = ctx.retried().map_or(0, |retried| retried.passed);
+        if decision::exhausted(verdict, passed, earlier_attempts(r, u)) {
+            log_debug!(r.connection, "every server tried answered a listed status");
+            let status = u.headers_in.status_n;
+            metrics::count(r, u.upstream, Family::Exhausted, status, ngx_str_t::empty());
+        }
+        return NGX_OK as ngx_int_t;
     }
-    let passed = ctx.retried().map_or(0, |retried| retried.passed);
-    if decision::exhausted(verdict, passed, earlier_attempts(r, u)) {
-        log_debug!(r.connection, "every server tried answered a listed status");
-        let status = u.headers_in.status_n;
-        metrics::count(r, u.upstream, Family::Exhausted, status, ngx_str_t::empty());
+    let kept = match answer_to_keep(r, u, retry_on) {
+        Ok(KeptBody::Incomplete) => {
+            ctx.awaiting_body = true;
+            log_debug!(r.connection, "waiting for the rest of the answer's body");
+            return NGX_AGAIN as ngx_int_t;
+        }
+        Ok(body) => KeptAnswer::capture(r, u, body).ok_or("out of memory"),
+        Err(why) => Err(why),
+    };
+    ctx.awaiting_body = false;
+    stage_retry(r, u, ctx, kept);
+    NGX_OK as ngx_int_t
+}
+
+/// Whether the answer is kept and what of its body, or why it is not kept.
+fn answer_to_keep<'a>(
+    r: &ngx_http_request_t,
+    u: &'a ngx_http_upstream_t,
+    retry_on: &RetryOn,
+) -> Result<KeptBody<'a>, &'static str> {
+    if !retry_on.keep_answer {
+        Err("keep_answer=off")
+    } else if intercepted(r, u, u.headers_in.status_n) {
+        Err("an error_page intercepts it")
+    } else if redirects(u) {
+        Err("X-Accel-Redirect: nginx would redirect, not send it")
+    } else {
+        Ok(body_to_keep(&arrived(r, u)))
     }
+}
+
+/// An answer nginx would follow to another location instead of sending it.
+fn redirects(u: &ngx_http_upstream_t) -> bool {
+    // SAFETY: `u->conf` is the location's upstream configuration.
+    let ignored =
+        unsafe { (*u.conf).ignore_headers } & NGX_HTTP_UPSTREAM_IGN_XA_REDIRECT as ngx_uint_t;
+    !u.headers_in.x_accel_redirect.is_null() && ignored == 0
 }
 
 /// How many attempts of this upstream came before the current one: the states before it in
@@ -325,15 +379,17 @@ fn intercepted(r: &ngx_http_request_t, u: &ngx_http_upstream_t, status: ngx_uint
     pages.iter().any(|page| page.status == status as ngx_int_t)
 }
 
-/// Shows the response to nginx as a 404 that its configuration passes on.
+/// Shows the response to nginx as a 404 that its configuration passes on, with the answer
+/// kept, or why it is not.
 fn stage_retry(
     r: &mut ngx_http_request_t,
     u: &mut ngx_http_upstream_t,
     ctx: &mut RequestCtx,
-    retry_on: &RetryOn,
+    kept: Result<KeptAnswer, &'static str>,
 ) {
     // Without memory, nginx handles the response as it would without the module.
-    let Some(retry_conf) = retry_conf(r, u.conf, retry_on) else {
+    let Some(retry_conf) = retry_conf(r, u.conf, ctx.retry_on) else {
+        answered_by_server(ctx);
         return;
     };
     if ctx.retried.is_null() {
@@ -343,6 +399,7 @@ fn stage_retry(
             kept: None,
             serving: Serving::No,
             passed: 0,
+            server_answered: false,
         };
         let Some(p) = pool_value(r, retried) else {
             return;
@@ -362,18 +419,16 @@ fn stage_retry(
         peer_name(u)
     );
     // A new retry forgets the answer kept from an earlier one: the last is what counts.
-    let (kept, why) = if !retry_on.keep_answer {
-        (None, "not kept: keep_answer=off")
-    } else if intercepted(r, u, status) {
-        (None, "not kept: an error_page intercepts it")
-    } else {
-        match KeptAnswer::capture(r, u) {
-            Some(kept) => (Some(kept), "kept"),
-            None => (None, "not kept: out of memory"),
+    match kept {
+        Ok(kept) => {
+            log_debug!(r.connection, "answer kept");
+            retried.kept = Some(kept);
         }
-    };
-    retried.kept = kept;
-    log_debug!(r.connection, "answer {}", why);
+        Err(why) => {
+            log_debug!(r.connection, "answer not kept: {}", why);
+            retried.kept = None;
+        }
+    }
     retried.passed += 1;
     retried.staged = Some(Staged {
         conf: u.conf,
@@ -462,6 +517,11 @@ unsafe extern "C" fn reinit_request_with_status_retry(r: *mut ngx_http_request_t
     // SAFETY: `r->upstream` is valid during upstream processing.
     let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
     restore(rr, u, ctx);
+    // A new attempt: its server has not answered yet.
+    ctx.awaiting_body = false;
+    if let Some(retried) = ctx.retried() {
+        retried.server_answered = false;
+    }
     if framing(u) == Framing::Http2 {
         renumber_http2_request(u);
     }
@@ -511,7 +571,7 @@ unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request
     let client_gone = bitfields::connection_error(unsafe { &*rr.connection });
     if retried.kept.is_some()
         && !client_gone
-        && kept_answer::replaces_failure(rc, bitfields::header_sent(u))
+        && kept_answer::replaces_failure(rc, bitfields::header_sent(u), retried.server_answered)
     {
         retried.serving = Serving::Due { failure: rc };
         log_debug!(rr.connection, "request ends with {}: kept answer due", rc);
@@ -532,6 +592,8 @@ unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request
                 "none kept"
             } else if client_gone {
                 "client gone"
+            } else if retried.server_answered {
+                "the server's own answer"
             } else {
                 "not nginx's own error before the header"
             }

@@ -17,7 +17,7 @@ use ngx::ffi::{
 use ngx::ngx_string;
 
 use crate::nginx::bitfields;
-use crate::nginx::ctx::{request_ctx, RequestCtx, Retried, Serving};
+use crate::nginx::ctx::{request_ctx, KeptAnswer, RequestCtx, Retried, Serving};
 
 type GetVariable = unsafe extern "C" fn(
     *mut ngx_http_request_t,
@@ -93,7 +93,7 @@ unsafe extern "C" fn kept_variable(
     _data: usize,
 ) -> ngx_int_t {
     let status = retried(r).and_then(|retried| match retried.serving {
-        Serving::HeaderSent | Serving::BodySent => retried.kept.as_ref().map(|k| k.status),
+        Serving::HeaderSent | Serving::BodySent => retried.kept.as_ref().map(KeptAnswer::status),
         _ => None,
     });
     match status {

@@ -278,7 +278,10 @@ if (defined $ENV{KEPT_STOCK_ONLY}) {
 # Server A: the scripted raw HTTP/1 server (and, for HTTP/2, nginx's relay in front of it)
 # ---------------------------------------------------------------------------------------
 
-my $port = free_ports(6, 39000);
+# Below Linux's ephemeral ports (32768-60999): a connection to the refusing port from an
+# ephemeral port of the same number would connect to itself (TCP simultaneous open), and
+# nginx would read its own request as the backup's answer.
+my $port = free_ports(6, 22000);
 my ($front1, $front2, $raw, $relay, $refused) = map { $port + $_ } 0 .. 4;
 
 sub status_code { ($_[0] =~ /^(\d{3})/)[0] }

@@ -187,6 +187,7 @@ my %dirs = (
     hide_typed => 'proxy_hide_header ETag; proxy_hide_header Last-Modified; '
         . 'proxy_hide_header Cache-Control;',
     unbuffered => 'proxy_buffering off;',
+    ignore_xaccel => 'proxy_ignore_headers X-Accel-Redirect;',
     ignore => 'proxy_ignore_headers X-Accel-Charset X-Accel-Buffering X-Accel-Limit-Rate '
         . 'Expires Cache-Control Set-Cookie Vary; charset utf-8;',
 );
@@ -211,6 +212,7 @@ my @table = (
     [page3k404 => 'plain', 'plain', 1],
     [page3k404 => 'gzip', 'gzip', 1],
     [xaccel404 => 'plain', 'plain', 0],
+    [xaccel404 => 'ignore_xaccel', 'plain', 0],
     [gzip404 => 'plain', 'gzip', 1],
     [gzip404 => 'gzip', 'gzip', 1],
     [small404 => 'gzip', 'gzip', 1],

@@ -412,3 +412,29 @@ not here
 sending the 404 answered by
 --- no_error_log
 proxy_buffer_size
+
+
+
+=== TEST 14: an answer with X-Accel-Redirect is passed on but not kept: the client gets nginx's 502
+nginx follows such an answer to another location (an internal redirect), which can only start
+where nginx accepts an answer, not where it ends the request with its own failure; the module
+does not keep it (README, "The kept answer").
+--- http_config
+    upstream u { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; server 127.0.0.1:$TEST_NGINX_RAND_PORT_2 backup; }
+--- config
+    location / {
+        proxy_pass http://u;
+        proxy_next_upstream_status 404;
+        add_header X-Status $upstream_status always;
+    }
+    location /internal/ { internal; return 200 "redirected\n"; }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_1
+--- tcp_reply eval
+"HTTP/1.1 404 Not Found\r\nX-Accel-Redirect: /internal/x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nno\n"
+--- request
+GET /t
+--- error_code: 502
+--- response_headers
+X-Status: 404, 502
+--- no_error_log
+sending the 404 answered by

@@ -13,7 +13,7 @@ NGINX_CONFIGURE_FLAGS := \
 	--prefix=$(NGINX_PREFIX) \
 	--with-compat --with-debug --with-threads \
 	--with-http_ssl_module --with-http_v2_module --with-http_realip_module \
-	--with-http_auth_request_module \
+	--with-http_auth_request_module --with-http_sub_module \
 	--with-http_dav_module
 
 # The module is built against a configured tree's objs/ directory. Another tree can be

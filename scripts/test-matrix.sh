@@ -25,8 +25,8 @@ set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-${NGINX_SRC_DIR:-$repo/../shared/nginx-src}}
-# the pinned build's flags but its --prefix
-flags=$(for f in ${NGINX_CONFIGURE_FLAGS:---with-compat --with-debug --with-http_v2_module}; do
+# the pinned build's flags but its --prefix (run alone: what storage.t needs, the dav module, too)
+flags=$(for f in ${NGINX_CONFIGURE_FLAGS:---with-compat --with-debug --with-http_v2_module --with-http_dav_module}; do
     case "$f" in --prefix=*) ;; *) printf '%s ' "$f" ;; esac
 done)
 module=ngx_http_next_upstream_status_module

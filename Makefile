@@ -99,7 +99,7 @@ test-e2e: build
 	scripts/install-deps.sh e2e
 	NGINX_BINARY=$(NGINX_BIN) NGX_MODULE=$(MODULE_SO) prove t/e2e
 
-## test-matrix: for each nginx-*.tar.gz in NGINX_SRC_DIR (../shared/nginx-src): build it and the module, run t/ (HTTP/1.1 and HTTP/2 upstreams) and the registry e2e test
+## test-matrix: for each nginx-*.tar.gz in NGINX_SRC_DIR (../shared/nginx-src): build it and the module, run t/ (HTTP/1.1 and HTTP/2 upstreams) and the e2e tests (registry, storage)
 NGINX_SRC_DIR ?= ../shared/nginx-src
 test-matrix: | deps
 	scripts/install-deps.sh e2e
@@ -157,7 +157,7 @@ bench: build
 	scripts/bench.sh --nginx $(NGINX_BIN) --module $(MODULE_SO)
 	scripts/bench-storage.pl --nginx $(NGINX_BIN) --module $(MODULE_SO)
 
-## bench-storage: reads through nginx-conf/storage-front.conf over 1, 2, 4, 8 storage servers, both placements; prints how long it took
+## bench-storage: reads through nginx-conf/storage-front.conf over 1, 2, 4, 8 storage servers, round robin, consistent hash and sticky learn (on an nginx 1.29.6+ from NGINX_SRC_DIR: built like test-matrix); prints how long it took
 bench-storage: build
 	scripts/install-deps.sh bench
 	scripts/bench-storage.pl --nginx $(NGINX_BIN) --module $(MODULE_SO)

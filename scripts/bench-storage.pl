@@ -1,9 +1,10 @@
 #!/usr/bin/perl
 # Benchmarks reads through nginx-conf/storage-front.conf over N = 1, 2, 4, 8 storage servers
-# (nginx-conf/storage-server.conf), for both placements (issue 11): tries per read, and
-# requests per second as a ratio to N = 1.
+# (nginx-conf/storage-server.conf), for its three placements (issues 11 and 18): round
+# robin, consistent hash, sticky learn; tries per read, and requests per second as a ratio to
+# N = 1.
 #
-#   scripts/bench-storage.pl [options]     full run, about 3 minutes on 2 CPUs
+#   scripts/bench-storage.pl [options]     full run, about 4 minutes on 2 CPUs
 #   scripts/bench-storage.pl --quick       smoke run for `make test`, under half a minute
 #
 # Everything on 127.0.0.1: 8 storage servers (this nginx without the module) and one front
@@ -12,8 +13,16 @@
 # written through each front, then wrk reads random ones of them (the same sequence for
 # every front) through it.
 #
-# Rounds: each front runs once per round, in turn (rr N = 1 2 4 8, hash N = 1 2 4 8, the
-# order turned by one each round); a run's req/s is divided by the req/s of the same round's
+# Sticky learn needs nginx 1.29.6+ (`sticky`). When --nginx has no `sticky`, its fronts run
+# on --sticky-nginx with --sticky-module; without those, on the newest nginx-<version>.tar.gz
+# of 1.29.6+ in --nginx-src, built with its module by `scripts/test-matrix.sh --build` (the
+# tree `make test-matrix` builds and reuses, configured with --nginx's configure arguments);
+# with none of these (a fresh clone without ../shared) its rows are left out, and the report
+# says why. The other placements' fronts and the storage servers run on --nginx.
+#
+# Rounds: each front runs once per round, in turn (rr N = 1 2 4 8, hash N = 1 2 4 8, sticky
+# N = 1 2 4 8, the order turned by one each round); a run's req/s is divided by the req/s of
+# the same round's
 # N = 1 run of its placement: min / median / max of these ratios over the rounds. Tries per
 # read: $upstream_status in the front's access log, over every timed run. Front CPU per
 # read: the front worker's CPU time (/proc/PID/schedstat) over the requests of the run.
@@ -37,6 +46,11 @@
 #                       --pin with 2 or more CPUs)
 #   --nginx PATH        nginx, with the dav module (default build/nginx/sbin/nginx)
 #   --module PATH       the module (default build/modules/ngx_http_next_upstream_status_module.so)
+#   --sticky-nginx PATH, --sticky-module PATH
+#                       nginx 1.29.6+ and the module built against it, for the sticky learn
+#                       fronts (when --nginx has no `sticky`)
+#   --nginx-src DIR     nginx source tarballs to build those from (default $NGINX_SRC_DIR,
+#                       else ../shared/nginx-src)
 #   --keep              keep the working directory (configurations, logs)
 #   --out FILE          also write the report (markdown) to FILE
 
@@ -65,7 +79,8 @@ my %o = (duration => 3, rounds => 5, connections => 16, objects => 1000, size =>
     module => "$ROOT/build/modules/ngx_http_next_upstream_status_module.so");
 my $command_line = join ' ', 'scripts/bench-storage.pl', @ARGV;
 GetOptions(\%o, 'quick', 'duration=f', 'rounds=i', 'connections=i', 'objects=i', 'size=i',
-    'html-404', 'pin!', 'nginx=s', 'module=s', 'keep', 'out=s', 'help')
+    'html-404', 'pin!', 'nginx=s', 'module=s', 'sticky-nginx=s', 'sticky-module=s', 'nginx-src=s',
+    'keep', 'out=s', 'help')
     or die "bench-storage: bad option (see --help)\n";
 if ($o{help}) {
     open my $self, '<', __FILE__ or die;
@@ -101,6 +116,62 @@ my $NGINX = "$work/bin/nginx";
 my @WORKER_IDS = $> == 0 ? (getpwnam('nobody'))[2, 3] : ();
 
 # ---------------------------------------------------------------------------------------
+# The nginx for the sticky learn fronts: %STICKY = (nginx, module), or $no_sticky says why not
+
+# Why $nginx cannot run `sticky learn` ('' when it can).
+sub sticky_missing {
+    my ($nginx) = @_;
+    my $dir = "$work/sticky-probe";
+    make_path("$dir/conf", "$dir/logs");
+    spew("$dir/conf/nginx.conf", "events {}\nhttp { upstream u { sticky learn create=\$uri lookup=\$uri "
+        . "zone=u:1m; server 127.0.0.1:1; } }\n");
+    my ($ok, $out) = capture($nginx, '-p', "$dir/", '-c', "$dir/conf/nginx.conf", '-t');
+    return '' if $ok;
+    my ($v) = (capture($nginx, '-v'))[1] =~ m{nginx/(\S+)};
+    return "nginx $v has no `sticky` (1.29.6+)" if $out =~ /unknown directive "sticky"/;
+    die "bench-storage: $nginx -t of a sticky learn configuration failed:\n$out";
+}
+
+sub version_of { my ($t) = @_; return $t =~ /nginx-(\d+)\.(\d+)\.(\d+)\.tar\.gz$/ ? $1 * 1e6 + $2 * 1e3 + $3 : 0 }
+
+my %STICKY;
+my $no_sticky = sticky_missing($o{nginx});
+if (!$no_sticky) {
+    %STICKY = (nginx => $NGINX, module => "$work/bin/module.so");
+} elsif ($o{'sticky-nginx'} || $o{'sticky-module'}) {
+    $o{'sticky-nginx'} && $o{'sticky-module'} or die "bench-storage: --sticky-nginx and --sticky-module go together\n";
+    %STICKY = (nginx => $o{'sticky-nginx'}, module => $o{'sticky-module'});
+} else {
+    my $src = $o{'nginx-src'} // $ENV{NGINX_SRC_DIR} // "$ROOT/../shared/nginx-src";
+    my ($tarball) = sort { version_of($b) <=> version_of($a) }
+        grep { version_of($_) >= 1_029_006 } glob("$src/nginx-*.tar.gz");
+    if ($tarball) {
+        # the pinned build's configure arguments, so that `make test-matrix` reuses the tree
+        my ($args) = $V =~ /^configure arguments: (.*)$/m;
+        note_progress("building nginx and the module from $tarball for the sticky learn fronts (scripts/test-matrix.sh --build)");
+        local $ENV{NGINX_CONFIGURE_FLAGS} = $args // '';
+        my ($ok, $out) = capture("$ROOT/scripts/test-matrix.sh", '--build', $tarball);
+        my @paths = grep { m{^/} && -e } split /\n/, $out;
+        $ok && @paths >= 2 or die "bench-storage: scripts/test-matrix.sh --build $tarball failed:\n$out";
+        %STICKY = (nginx => $paths[-2], module => $paths[-1]);
+    } else {
+        $no_sticky .= ", and no nginx-<version>.tar.gz of 1.29.6+ in $src to build one from";
+    }
+}
+if (%STICKY && $STICKY{nginx} ne $NGINX) {
+    -x $STICKY{nginx} && -f $STICKY{module} or die "bench-storage: no $STICKY{nginx} or $STICKY{module}\n";
+    my $why = sticky_missing($STICKY{nginx});
+    die "bench-storage: $STICKY{nginx}: $why\n" if $why;
+    copy($STICKY{nginx}, "$work/bin/nginx-sticky") && chmod(0755, "$work/bin/nginx-sticky") or die "copy nginx: $!\n";
+    copy($STICKY{module}, "$work/bin/module-sticky.so") or die "copy module: $!\n";
+    %STICKY = (nginx => "$work/bin/nginx-sticky", module => "$work/bin/module-sticky.so");
+}
+$no_sticky = '' if %STICKY;
+note_progress("sticky learn rows left out: $no_sticky") if $no_sticky;
+my @PLACEMENTS = ('rr', 'hash', %STICKY ? 'sticky' : ());
+my %NAME = (rr => 'round robin', hash => 'consistent hash', sticky => 'sticky learn');
+
+# ---------------------------------------------------------------------------------------
 # Storage servers
 
 my @NS = (1, 2, 4, 8);
@@ -131,24 +202,26 @@ my $front_template = slurp("$ROOT/nginx-conf/storage-front.conf");
 my (@fronts, %front);    # label => { placement, n, addr, pid, worker, dir }
 my $body = join '', map { chr(65 + $_ % 26) } 1 .. $o{size};
 
-for my $placement (qw(rr hash)) {
+for my $placement (@PLACEMENTS) {
+    my ($nginx, $module) = $placement eq 'sticky' ? @STICKY{qw(nginx module)} : ($NGINX, "$work/bin/module.so");
     for my $n (@NS) {
         my $label = "$placement-$n";
         my $dir = "$work/front-$label";
         make_path("$dir/conf", "$dir/logs");
         my $addr = '127.0.0.1:' . free_port();
-        my $c = front_conf($front_template, module => "$work/bin/module.so", listen => $addr,
+        my $c = front_conf($front_template, module => $module, listen => $addr,
             placement => $placement, servers => [@servers[0 .. $n - 1]]);
         # one worker, measured on its own CPU; the log buffered: one write per 64 KiB
         $c =~ s/^(\s*)worker_processes\s+auto;/${1}worker_processes 1;/m or die "storage-front.conf: no worker_processes auto\n";
         $c =~ s{^(\s*access_log\s+logs/access\.log\s+store);}{$1 buffer=64k;}m or die "storage-front.conf: no access_log\n";
         spew("$dir/conf/nginx.conf", $c);
         my $pid = spawn("front $label", "$dir/logs/stderr.log",
-            @FRONT_CPU, $NGINX, '-p', "$dir/", '-c', "$dir/conf/nginx.conf", '-g', 'daemon off;');
+            @FRONT_CPU, $nginx, '-p', "$dir/", '-c', "$dir/conf/nginx.conf", '-g', 'daemon off;');
         push @E2E::diag_files, "$dir/logs/error.log";
         wait_port($addr, $pid, 10);
         my ($worker) = eventually(sub { workers_of($pid) }) or die "front $label: no worker\n";
-        $front{$label} = { placement => $placement, n => $n, addr => $addr, pid => $pid, worker => $worker, dir => $dir };
+        $front{$label} = { placement => $placement, n => $n, addr => $addr, pid => $pid, worker => $worker, dir => $dir,
+            nginx => $nginx };
         push @fronts, $label;
 
         my $http = Storage::Client->new(keep_alive => 1, timeout => 10);
@@ -233,6 +306,9 @@ for my $label (@fronts) {
     die "front $label: $bad of $lines reads were not answered 200\n" if $bad;
     die "front $label: no reads in its access log\n" unless $lines;
     $tries{$label} = $total / $lines;
+    # every object was written through this front: it remembers where each went
+    die sprintf("front %s: %.3f tries per read, not 1: the front did not remember where the writes went\n",
+        $label, $tries{$label}) if $f->{placement} eq 'sticky' && $total != $lines;
 }
 
 # ---------------------------------------------------------------------------------------
@@ -241,7 +317,9 @@ for my $label (@fronts) {
 sub median { my @v = sort { $a <=> $b } @_; return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2 }
 
 my $cpu_model = (slurp('/proc/cpuinfo') =~ /^model name\s*:\s*(.*)$/m)[0] // 'unknown CPU';
-my ($nginx_v) = (capture($NGINX, '-v'))[1] =~ m{nginx/(\S+)};
+sub nginx_version { my ($nginx) = @_; return ((capture($nginx, '-v'))[1] =~ m{nginx/(\S+)})[0] // '?' }
+my $nginx_v = nginx_version($NGINX);
+$nginx_v .= ' (sticky learn fronts: nginx ' . nginx_version($STICKY{nginx}) . ')' if %STICKY && $STICKY{nginx} ne $NGINX;
 my ($wrk_v) = (capture('wrk', '-v'))[1] =~ /^wrk (\S+)/m;
 my @report = (
     '# Local disks as one store: reads through the front',
@@ -252,6 +330,7 @@ my @report = (
     '- storage servers answer a miss with ' . ($o{'html-404'} ? "nginx's HTML error page (--html-404)" : 'an empty 404 (as shipped)'),
     "- command: `$command_line` ($o{rounds} rounds of wrk runs of $o{duration} s, $o{connections} connections, "
         . "$o{objects} objects of $o{size} bytes per front)",
+    ($no_sticky ? ("- sticky learn rows left out: $no_sticky") : ()),
     '',
     '| placement | N | tries per read: expected | measured | req/s (median) | ratio to N = 1 (min / median / max) '
         . '| front CPU per read | connections opened per read |',
@@ -263,7 +342,7 @@ for my $label (@fronts) {
     my @one = @{ $runs{"$f->{placement}-1"} };
     my @ratio = sort { $a <=> $b } map { $r[$_]{rps} / $one[$_]{rps} } 0 .. $#r;
     push @report, sprintf '| %s | %d | %s | %.2f | %.0f | %.2f / %.2f / %.2f | %.1f µs | %.3f |',
-        $f->{placement} eq 'rr' ? 'round robin' : 'consistent hash', $f->{n},
+        $NAME{ $f->{placement} }, $f->{n},
         $f->{placement} eq 'rr' ? sprintf('%.1f', ($f->{n} + 1) / 2) : '1',
         $tries{$label}, median(map { $_->{rps} } @r), $ratio[0], median(@ratio), $ratio[-1],
         median(map { $_->{cpu} } @r), median(map { $_->{opens} } @r);

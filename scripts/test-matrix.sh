@@ -2,9 +2,14 @@
 # The version matrix: for each nginx source tarball in a directory, build nginx and the module
 # against it, then run on that nginx the whole t/ suite with HTTP/1.1 to the upstream
 # servers, the module's t/ files again with HTTP/2 to them where that nginx has
-# `proxy_http_version 2` (1.29.4+), and the registry end-to-end test (t/e2e/registry.t).
+# `proxy_http_version 2` (1.29.4+), and the end-to-end tests (t/e2e/registry.t,
+# t/e2e/storage.t: its sticky learn placement runs on 1.29.6+).
 #
 #   scripts/test-matrix.sh [DIR]     DIR defaults to $NGINX_SRC_DIR, else ../shared/nginx-src
+#   scripts/test-matrix.sh --build TARBALL
+#                                    only build that nginx and the module against it (as
+#                                    below, reused when built), then print two lines: the
+#                                    nginx binary and the module (scripts/bench-storage.pl)
 #
 # Tarballs are nginx-<version>.tar.gz unpacking to nginx-<version>/ (a release tarball with
 # ./configure, or a repository archive with ./auto/configure). Each is built once, under
@@ -20,14 +25,22 @@ set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-${NGINX_SRC_DIR:-$repo/../shared/nginx-src}}
-# the pinned build's flags but its --prefix
-flags=$(for f in ${NGINX_CONFIGURE_FLAGS:---with-compat --with-debug --with-http_v2_module}; do
+# the pinned build's flags but its --prefix (run alone: what storage.t needs, the dav module, too)
+flags=$(for f in ${NGINX_CONFIGURE_FLAGS:---with-compat --with-debug --with-http_v2_module --with-http_dav_module}; do
     case "$f" in --prefix=*) ;; *) printf '%s ' "$f" ;; esac
 done)
 module=ngx_http_next_upstream_status_module
 jobs=$(nproc 2>/dev/null || echo 2)
 
+build_only=
+if [ "${1:-}" = --build ]; then
+    build_only=${2:?test-matrix: --build needs a tarball}
+    [ -f "$build_only" ] || { echo "test-matrix: no $build_only" >&2; exit 1; }
+    exec 3>&1 1>&2    # progress on stderr, the two paths on stdout
+fi
+
 tarballs=$(ls "$dir"/nginx-*.tar.gz 2>/dev/null || true)
+[ -z "$build_only" ] || tarballs=$build_only
 if [ -z "$tarballs" ]; then
     echo "test-matrix: no nginx-*.tar.gz in $dir, version matrix skipped"
     exit 0
@@ -96,6 +109,11 @@ for tarball in $tarballs; do
     else
         tail -20 "$log"
     fi
+    if [ -n "$build_only" ]; then
+        [ "$builds" = yes ] || exit 1
+        printf '%s\n%s\n' "$nginx" "$so" >&3
+        exit 0
+    fi
 
     if [ "$builds" = yes ]; then
         conf=$work/load-test-$version.conf
@@ -116,7 +134,8 @@ for tarball in $tarballs; do
             # shellcheck disable=SC2086 # a list of files
             t_h2=$(TEST_NGINX_UPSTREAM_HTTP=2 run_prove "$work/t-http2-$version.txt" -I t/lib $h2_files)
         fi
-        e2e=$(NGINX_BINARY=$nginx NGX_MODULE=$so run_prove "$work/e2e-$version.txt" t/e2e/registry.t)
+        e2e=$(NGINX_BINARY=$nginx NGX_MODULE=$so run_prove "$work/e2e-$version.txt" t/e2e/registry.t \
+            t/e2e/storage.t)
         for out in "$work"/*-"$version".txt; do
             grep -q '^Result: PASS' "$out" || failed=1
         done
@@ -128,7 +147,7 @@ for tarball in $tarballs; do
 done
 
 echo
-echo "| nginx | builds | loads | t/, HTTP/1.1 upstreams | t/, HTTP/2 upstreams | registry e2e | time |"
+echo "| nginx | builds | loads | t/, HTTP/1.1 upstreams | t/, HTTP/2 upstreams | t/e2e | time |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
 cat "$report"
 exit "$failed"

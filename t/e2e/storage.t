@@ -6,7 +6,8 @@
 #   4 storage servers: the built nginx without the module (a storage server needs only
 #   nginx's dav module), each with its own directory;
 #   the front: nginx with the module, on the shipped configuration with the test's
-#   addresses, once per placement (round robin, then `hash $uri consistent`);
+#   addresses, once per placement (round robin, `hash $uri consistent`, then
+#   `sticky learn` where the nginx has `sticky`: 1.29.6+; skipped, saying so, on older ones);
 #   1,000 content-addressed objects (the path ends in the SHA-256 of the content), 1 byte
 #   to 4 MiB, written through the front and read back with their checksums compared.
 #
@@ -15,7 +16,10 @@
 # storage server killed (reads of the others' objects succeed, reads of its objects get
 # 404, never 502; writes go on; keep_answer=off gives 502), then restarted (its objects are
 # back); a fifth server added with `nginx -s reload` (every object still readable; the share
-# of reads that needed more than one try is reported).
+# of reads that needed more than one try is reported). Sticky learn besides: every read one
+# try, also after the reloads and the fifth server; the 40 objects written while a server
+# was down read in one try from where they went; a restart of the front forgets (reads
+# search again) and reads teach it again.
 #
 # Run: prove t/e2e   (or: perl t/e2e/storage.t)
 # Environment:
@@ -24,6 +28,7 @@
 #   NGX_MODULE    module to load    (default build/modules/ngx_http_next_upstream_status_module.so)
 #   E2E_SEED      seed of the object sizes and read orders (default: random, printed)
 #   E2E_KEEP=1    keep the temporary directory (logs, configurations, storage) for inspection
+#   E2E_PLACEMENTS  the placements to run, of "rr hash sticky" (default: all three)
 
 use strict;
 use warnings;
@@ -163,6 +168,21 @@ sub reload_front {
     note("front reloaded with configuration \"$label\"");
 }
 
+# Why this nginx cannot run the sticky learn placement ('' when it can): `sticky` is nginx
+# 1.29.6+.
+# (A prefix of its own: the front's error log gets no emerg line from it.)
+sub sticky_missing {
+    my $probe = "$TMP/sticky-probe";
+    make_path("$probe/conf", "$probe/logs");
+    spew("$probe/conf/nginx.conf", front_conf_for('sticky', [0 .. 3]));
+    my ($ok, $t) = capture($NGINX, '-p', "$probe/", '-c', "$probe/conf/nginx.conf", '-t');
+    return '' if $ok;
+    my ($v) = $V =~ m{nginx/(\S+)};
+    return "nginx $v has no `sticky` (nginx 1.29.6+): the sticky learn placement is not run"
+        if $t =~ /unknown directive "sticky"/;
+    die "nginx -t failed for the sticky learn configuration:\n$t";
+}
+
 # Access log entries: { method, uri, status, us, ua, tries, last }.
 sub access_log {
     my @e;
@@ -275,9 +295,14 @@ note(sprintf '%d objects, %.1f MiB, largest %.2f MiB', scalar @objects,
     sum(map { $_->{size} } @objects) / 2**20, max(map { $_->{size} } @objects) / 2**20);
 
 my %figures;    # placement => { ... } for the summary at the end
+my %NAME = (rr => 'round robin', hash => 'consistent hash', sticky => 'sticky learn');
+my @placements = split ' ', $ENV{E2E_PLACEMENTS} // 'rr hash sticky';
+die "E2E_PLACEMENTS: rr, hash, sticky\n" if grep { !$NAME{$_} } @placements;
+my $no_sticky = grep({ $_ eq 'sticky' } @placements) ? sticky_missing() : '';
+@placements = grep { $_ ne 'sticky' } @placements if $no_sticky;
 
-for my $placement (qw(rr hash)) {
-    my $name = $placement eq 'rr' ? 'round robin' : 'consistent hash';
+for my $placement (@placements) {
+    my $name = $NAME{$placement};
     my @four = (0 .. 3);
     my %live = map { $_->{path} => $_ } @objects;    # what should be readable
     my $on;                                          # path => [servers]
@@ -326,8 +351,10 @@ for my $placement (qw(rr hash)) {
             # average (N+1)/2 = 2.5 tries (1,000 reads: the mean is within 2.5 +- 0.11 with
             # 99.8% probability)
             ok($mean > 2.2 && $mean < 2.8, "tries per read: $fig->{tries}, about (N+1)/2 = 2.5");
-        } else {
+        } elsif ($placement eq 'hash') {
             is($mean, 1, "tries per read: $fig->{tries}: the first server asked is the one that took the write");
+        } else {
+            is($mean, 1, "tries per read: $fig->{tries}: the first server asked is the one the front remembers for the path");
         }
 
         my @sample = @order[0 .. 49];
@@ -356,7 +383,9 @@ for my $placement (qw(rr hash)) {
             # 3 in 4 reads ask a server that lacks the object
             ok($n404 > 100, "$n404 of 200 reads get 404 for an object that is there");
         } else {
-            is($n404, 0, 'every read gets 200: while the set of servers is unchanged, a hash read needs no second try');
+            is($n404, 0, $placement eq 'hash'
+                ? 'every read gets 200: while the set of servers is unchanged, a hash read needs no second try'
+                : 'every read gets 200: the remembered server has it (the memory kept across nginx -s reload)');
         }
         reload_front(front_conf_for($placement, \@four), "$placement-4");
         client();
@@ -421,6 +450,11 @@ for my $placement (qw(rr hash)) {
             scalar(@its) . " reads of server $dead\'s objects: 404, never 502");
         my @e = entries_of(@order);
         my %by_uri = map { $_->{uri} => $_ } @e;
+        if ($placement eq 'sticky') {
+            my @more = grep { $_->{tries} != 1 } map { $by_uri{ $_->{path} } } @others;
+            ok(!@more, 'the objects on the other servers: one try each (their server remembered)')
+                or diag(show(@more[0 .. 4]));
+        }
         my @its_e = map { $by_uri{ $_->{path} } } @its;
         my $failed = grep { $_->{us} =~ /\b502\b/ } @its_e;
         my $nolive = grep { $_->{ua} =~ /\bstore$/ } @its_e;
@@ -466,6 +500,13 @@ for my $placement (qw(rr hash)) {
         is(scalar(@bad), 0, 'all ' . scalar(@its) . " of its objects and the 40 written while it was down: 200")
             or diag(join "\n", map { "$_: $status->{$_}" } @bad[0 .. ($#bad < 4 ? $#bad : 4)]);
         is(scalar(@$wrong), 0, 'with the right bodies');
+        if ($placement eq 'sticky') {
+            my @e = entries_of(@order);
+            my %w = map { $_->{path} => 1 } @written_while_down;
+            my @more = grep { $w{ $_->{uri} } && $_->{tries} != 1 } @e;
+            ok(!@more, 'the 40 written while it was down: one try each, from the server that took them')
+                or diag(show(@more[0 .. 4]));
+        }
         return unless $placement eq 'hash';
         # A path that hashes to the server that was down was written to the next server on
         # the ring: now its read asks the server that is back first (404), then that one.
@@ -510,11 +551,43 @@ for my $placement (qw(rr hash)) {
             ($status) = read_objects(@sample);
             my $n404 = grep { $_ == 404 } values %$status;
             ok($n404 > 10, "without the directive $n404 of 200 reads get 404");
+        } elsif ($placement eq 'sticky') {
+            # the servers' ids are their addresses: the reload kept the zone and every
+            # record in it still names the right server
+            is($more, 0, 'every read one try: the memory survives the reload, and a new server moves nothing');
         } else {
             my $mean = mean(map { $_->{tries} } @e);
             ok($mean > 2.5 && $mean < 3.5, sprintf 'tries per read %.2f, about 3 (the holder\'s place among 5 in turn)', $mean);
         }
     };
+
+    next unless $placement eq 'sticky';
+    timed "$name: the front restarted forgets, reads teach it again" => sub {
+        start_front(front_conf_for($placement, [0 .. 4]), "$placement-5-restarted");
+        client();
+        my @sample = (shuffle(values %live))[0 .. 199];
+        for my $pass (1, 2) {
+            truncate $ACCESS_LOG, 0;
+            my ($status, $wrong) = read_objects(@sample);
+            my @bad = grep { $status->{ $_->{path} } != 200 } @sample;
+            is(scalar(@bad) + scalar(@$wrong), 0, "pass $pass: 200 reads, 200 each, right bodies");
+            my @e = entries_of(@sample);
+            my $t = tries_summary(@e);
+            my $mean = mean(map { $_->{tries} } @e);
+            if ($pass == 1) {
+                # round robin over 5: about 3 tries per read
+                ok($mean > 1.5, "tries per read $t: searched again, the memory went with the restart");
+                $fig->{restart} = "after a restart $t";
+            } else {
+                is($mean, 1, "read again: one try each, $t: remembered from the first pass");
+                $fig->{restart} .= ", read again $t";
+            }
+        }
+    };
+}
+
+SKIP: {
+    skip $no_sticky, 1 if $no_sticky;
 }
 
 subtest 'housekeeping' => sub {
@@ -523,10 +596,11 @@ subtest 'housekeeping' => sub {
     is($errs, '', 'no alert/crit/emerg or crashed worker in the front\'s error log');
 };
 
-for my $p (qw(rr hash)) {
+for my $p (@placements) {
     my $f = $figures{$p};
     note("$p: writes per server $f->{spread}; tries per read $f->{tries}; server down: $f->{dead_reads}; "
-        . "fifth server: $f->{added}");
+        . "fifth server: $f->{added}" . ($f->{restart} ? "; $f->{restart}" : ''));
 }
+note($no_sticky) if $no_sticky;
 note(sprintf 'e2e run time %.1fs', time - $T0);
 done_testing();

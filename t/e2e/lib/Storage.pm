@@ -24,7 +24,8 @@ sub server_conf {
 #   listen     the front's address
 #   servers    the storage servers' addresses (the four placeholder lines become one line per
 #              server, with the same parameters)
-#   placement  "rr" (as shipped) or "hash" (its `hash $uri consistent;` line uncommented)
+#   placement  "rr" (as shipped), "hash" (its `hash $uri consistent;` line uncommented) or
+#              "sticky" (its `sticky learn ...;` line uncommented: nginx 1.29.6+)
 #   edit       (optional) a sub that changes the directive line in $_ ('' removes it)
 sub front_conf {
     my ($template, %o) = @_;
@@ -37,8 +38,10 @@ sub front_conf {
         or die "storage-front.conf: no server lines 127.0.0.1:8081-8084\n";
     if ($o{placement} eq 'hash') {
         $c =~ s/^(\s*)#\s*(hash \$uri consistent;)/$1$2/m or die "storage-front.conf: no \"# hash \$uri consistent;\"\n";
+    } elsif ($o{placement} eq 'sticky') {
+        $c =~ s/^(\s*)#\s*(sticky learn [^;]*;)/$1$2/m or die "storage-front.conf: no \"# sticky learn ...;\"\n";
     } elsif ($o{placement} ne 'rr') {
-        die "placement \"$o{placement}\": rr or hash\n";
+        die "placement \"$o{placement}\": rr, hash or sticky\n";
     }
     if ($o{edit}) {
         $c =~ s{^(\s*)(proxy_next_upstream_status\s[^;]*;)}{ local $_ = $2; $o{edit}->(); "$1$_" }me

@@ -3,7 +3,8 @@
 //! the facts about its upstream that several of them ask. Below every callback that uses it.
 
 use core::ffi::c_void;
-use core::{mem, ptr, slice};
+use core::ptr::{self, NonNull};
+use core::{mem, slice};
 
 use ngx::ffi::{
     ngx_http_request_t, ngx_http_upstream_conf_t, ngx_http_upstream_headers_in_t,
@@ -44,6 +45,15 @@ pub struct RequestCtx {
     pub awaiting_body: bool,
 }
 
+impl Retried {
+    /// The kept answer: in the request pool, apart from this context, so not borrowed from it.
+    pub fn kept<'a>(&self) -> Option<&'a KeptAnswer> {
+        // SAFETY: a `KeptAnswer` in this request's pool, written whole by `capture` and not
+        // written again.
+        self.kept.map(|p| unsafe { p.as_ref() })
+    }
+}
+
 impl RequestCtx {
     pub fn retried(&mut self) -> Option<&mut Retried> {
         // SAFETY: null, or a `Retried` in this request's pool, written when it was made.
@@ -58,7 +68,7 @@ pub struct Retried {
     pub finalize_request: Option<FinalizeRequest>,
     pub staged: Option<Staged>,
     /// The last answer passed over, while `keep_answer` is on.
-    pub kept: Option<KeptAnswer>,
+    pub kept: Option<NonNull<KeptAnswer>>,
     pub serving: Serving,
     /// How many times the request was passed on after a listed status.
     pub passed: usize,
@@ -224,32 +234,37 @@ pub struct KeptAnswer {
 }
 
 impl KeptAnswer {
-    /// Copies the answer `u` has just parsed, with `body` of it. `None` if the pool is
+    /// Copies the answer `u` has just parsed, with `body` of it, into the request pool (in
+    /// place: the header is a few hundred bytes, copied once). `None` if the pool is
     /// exhausted (the retry then goes ahead without a kept answer, as in stock nginx).
     pub fn capture(
         r: &ngx_http_request_t,
         u: &ngx_http_upstream_t,
         body: KeptBody,
-    ) -> Option<KeptAnswer> {
-        let mut headers_in = u.headers_in;
+    ) -> Option<NonNull<KeptAnswer>> {
         let (body, dropped) = match body {
             KeptBody::Whole(body) => (pool_copy(r, body)?, None),
-            KeptBody::Dropped(why) => {
-                headers_in.content_length_n = 0;
-                (ngx_str_t::empty(), Some(why))
-            }
-            KeptBody::Incomplete => {
-                headers_in.content_length_n = 0;
-                (ngx_str_t::empty(), Some(WhyDropped::TooLarge))
-            }
+            KeptBody::Dropped(why) => (ngx_str_t::empty(), Some(why)),
+            // Not given: the caller waits for the rest instead.
+            KeptBody::Incomplete => (ngx_str_t::empty(), Some(WhyDropped::TooLarge)),
         };
-        Some(KeptAnswer {
-            headers_in,
-            body,
-            dropped,
+        // SAFETY: a request's pool is valid while the request is.
+        let p = unsafe { ngx_palloc(r.pool, mem::size_of::<KeptAnswer>()) }.cast::<KeptAnswer>();
+        let p = NonNull::new(p)?;
+        let kept = p.as_ptr();
+        // SAFETY: `kept` is fresh, sized and aligned for a `KeptAnswer` (pool allocations are
+        // aligned to a pointer); every field is written before it is read.
+        unsafe {
+            ptr::addr_of_mut!((*kept).headers_in).write(u.headers_in);
+            if dropped.is_some() {
+                (*kept).headers_in.content_length_n = 0;
+            }
+            ptr::addr_of_mut!((*kept).body).write(body);
+            ptr::addr_of_mut!((*kept).dropped).write(dropped);
             // nginx keeps the peer's name for `$upstream_addr`, in the request pool too.
-            peer: peer_name(u),
-        })
+            ptr::addr_of_mut!((*kept).peer).write(peer_name(u));
+        }
+        Some(p)
     }
 
     pub fn status(&self) -> ngx_uint_t {

@@ -65,7 +65,7 @@ unsafe fn header_filter_own_error(r: *mut ngx_http_request_t) -> ngx_int_t {
         // SAFETY: passing on the valid request the caller gave.
         return unsafe { next_header_filter(r) };
     };
-    if let (Serving::Due { failure }, Some(kept)) = (retried.serving, retried.kept.as_ref()) {
+    if let (Serving::Due { failure }, Some(kept)) = (retried.serving, retried.kept()) {
         // SAFETY: a valid request; the only other live reference, `retried`, is to the
         // context in its pool, not into the request.
         let rr = unsafe { &mut *r };
@@ -239,7 +239,7 @@ unsafe fn body_filter_own_error(r: *mut ngx_http_request_t, input: *mut ngx_chai
     // SAFETY: the caller promises a valid request.
     let retried = unsafe { request_ctx(r) }.and_then(RequestCtx::retried);
     let input = match retried {
-        Some(retried) => match (retried.serving, retried.kept.as_ref()) {
+        Some(retried) => match (retried.serving, retried.kept()) {
             (Serving::HeaderSent, Some(kept)) => {
                 retried.serving = Serving::BodySent;
                 // SAFETY: a valid request; `retried` and `kept` are in its pool's context,

@@ -385,7 +385,7 @@ fn stage_retry(
     r: &mut ngx_http_request_t,
     u: &mut ngx_http_upstream_t,
     ctx: &mut RequestCtx,
-    kept: Result<KeptAnswer, &'static str>,
+    kept: Result<NonNull<KeptAnswer>, &'static str>,
 ) {
     // Without memory, nginx handles the response as it would without the module.
     let Some(retry_conf) = retry_conf(r, u.conf, ctx.retry_on) else {
@@ -565,7 +565,10 @@ unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request
     restore(rr, u, ctx);
     // The wrapper is installed when the first retry is staged, beside the saved original.
     let Some(retried) = ctx.retried() else {
-        log_alert!(rr.connection, "finalize_request wrapped, but no retry staged");
+        log_alert!(
+            rr.connection,
+            "finalize_request wrapped, but no retry staged"
+        );
         return;
     };
     // SAFETY: the request's connection is valid while the request is.

@@ -93,7 +93,7 @@ unsafe extern "C" fn kept_variable(
     _data: usize,
 ) -> ngx_int_t {
     let status = retried(r).and_then(|retried| match retried.serving {
-        Serving::HeaderSent | Serving::BodySent => retried.kept.as_ref().map(KeptAnswer::status),
+        Serving::HeaderSent | Serving::BodySent => retried.kept().map(KeptAnswer::status),
         _ => None,
     });
     match status {

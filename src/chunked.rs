@@ -101,6 +101,9 @@ mod tests {
 
     use NotWhole::{Incomplete, Malformed};
 
+    /// A case: its name, the bytes read, the body they decode to.
+    type Case = (&'static str, &'static [u8], Result<&'static [u8], NotWhole>);
+
     fn decoded(bytes: &[u8]) -> Result<Vec<u8>, NotWhole> {
         pieces(bytes)
             .collect::<Result<Vec<_>, _>>()
@@ -110,7 +113,7 @@ mod tests {
     #[test]
     fn bodies() {
         #[rustfmt::skip]
-        let cases: &[(&str, &[u8], Result<&[u8], NotWhole>)] = &[
+        let cases: &[Case] = &[
             ("one chunk",          b"5\r\nhello\r\n0\r\n\r\n",                 Ok(b"hello")),
             ("two chunks",         b"3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n",        Ok(b"hello")),
             ("empty body",         b"0\r\n\r\n",                               Ok(b"")),

@@ -259,11 +259,14 @@ mod tests {
         }
     }
 
+    /// An HTTP/1 case: name, Content-Length, chunked, bytes read, room left, body kept.
+    type Http1Case = (&'static str, i64, bool, &'static [u8], usize, Expected);
+
     #[test]
     fn http1_body() {
         let read = b"not here\nHTTP/1.1 200 OK";
         #[rustfmt::skip]
-        let cases: &[(&str, i64, bool, &[u8], usize, Expected)] = &[
+        let cases: &[Http1Case] = &[
             ("length, all read",        9,  false, read,      0,   Ok(b"not here\n")),
             ("length 0",                0,  false, b"",       0,   Ok(b"")),
             ("length, exactly",         3,  false, b"abc",    0,   Ok(b"abc")),

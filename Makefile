@@ -87,7 +87,7 @@ test: check unittest prove test-reload test-e2e fuzz test-asan test-debian test-
 	test-matrix bench-smoke test-deb
 
 ## unittest: the pure logic's table-driven tests (need no nginx)
-unittest: | deps
+unittest:
 	cargo test --locked --no-default-features
 
 ## prove: the t/*.t suite against build/nginx with the module loaded
@@ -126,9 +126,9 @@ test-deb: deb
 test-add-dynamic-module:
 	scripts/test-add-dynamic-module.sh
 
-## fuzz: the directive parser's property tests, FUZZ_CASES per property (tests/parser_props.rs); prints the total
+## fuzz: the directive parser's property tests (proptest, not a coverage-guided fuzzer), FUZZ_CASES per property (tests/parser_props.rs); prints the total
 FUZZ_CASES ?= 150000
-fuzz: | deps
+fuzz:
 	mkdir -p $(BUILD)
 	PROPTEST_CASES=$(FUZZ_CASES) \
 	CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true \

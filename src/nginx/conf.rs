@@ -77,24 +77,35 @@ pub struct RetryOn {
     pub retry_conf: Cell<(*mut ngx_http_upstream_conf_t, *mut ngx_http_upstream_conf_t)>,
 }
 
+/// What a level says about passing on: nothing (it inherits), `off`, or a rule.
+#[derive(Clone, Debug, Default)]
+enum LevelRule {
+    #[default]
+    Inherited,
+    Off,
+    On(RetryOn),
+}
+
 #[derive(Debug, Default)]
 pub struct LocConf {
-    /// `None` when this level does not use the directive (then it inherits).
-    directive: Option<Option<RetryOn>>,
+    rule: LevelRule,
 }
 
 impl LocConf {
     /// The rule in force here, or `None` when the directive is off or never used.
     #[inline]
     pub fn retry_on(&self) -> Option<&RetryOn> {
-        self.directive.as_ref()?.as_ref()
+        match &self.rule {
+            LevelRule::On(rule) => Some(rule),
+            LevelRule::Inherited | LevelRule::Off => None,
+        }
     }
 }
 
 impl Merge for LocConf {
     fn merge(&mut self, prev: &LocConf) -> Result<(), MergeConfigError> {
-        if self.directive.is_none() {
-            self.directive = prev.directive.clone();
+        if let LevelRule::Inherited = self.rule {
+            self.rule = prev.rule.clone();
         }
         Ok(())
     }
@@ -164,7 +175,7 @@ pub unsafe extern "C" fn set_proxy_next_upstream_status(
 ) -> *mut c_char {
     // SAFETY: nginx passes this module's location configuration for the current level.
     let lcf = unsafe { &mut *conf.cast::<LocConf>() };
-    if lcf.directive.is_some() {
+    if !matches!(lcf.rule, LevelRule::Inherited) {
         return c"is duplicate".as_ptr().cast_mut();
     }
 
@@ -173,14 +184,14 @@ pub unsafe extern "C" fn set_proxy_next_upstream_status(
     let args = unsafe { (*(*cf).args).as_slice::<ngx_str_t>() };
     let parsed = directive::parse(args.iter().skip(1).map(ngx_str_t::as_bytes));
 
-    lcf.directive = Some(match parsed {
-        Ok(Directive::Off) => None,
+    lcf.rule = match parsed {
+        Ok(Directive::Off) => LevelRule::Off,
         Ok(Directive::On(rule)) => {
             // SAFETY: `cf` is an http-level configuration context while parsing this directive.
             if let Some(mcf) = Module::main_conf_mut(unsafe { &*cf }) {
                 mcf.used = true;
             }
-            Some(RetryOn {
+            LevelRule::On(RetryOn {
                 statuses: rule.statuses,
                 methods: nginx_method_bits(rule.methods),
                 keep_answer: rule.keep_answer,
@@ -191,7 +202,7 @@ pub unsafe extern "C" fn set_proxy_next_upstream_status(
             ngx::ngx_conf_log_error!(ngx::ffi::NGX_LOG_EMERG, cf, "{err}");
             return NGX_CONF_ERROR;
         }
-    });
+    };
     ptr::null_mut()
 }
 

@@ -1,21 +1,16 @@
-//! Turns what nginx-sys learned from the configured nginx tree into `cfg`s
-//! (`ngx_feature = "..."`, e.g. `http_cache`, and `ngx_os`), and compiles
-//! `src/nginx/bitfields.c` against that tree's headers.
+//! Turns the features nginx-sys found in the configured nginx tree into `cfg`s
+//! (`ngx_feature = "..."`, e.g. `http_cache`), and compiles `src/nginx/bitfields.c` against
+//! that tree's headers.
 use std::env;
 
 fn main() {
-    for (var, name) in [
-        ("DEP_NGINX_FEATURES", "ngx_feature"),
-        ("DEP_NGINX_OS", "ngx_os"),
-    ] {
-        println!("cargo::rerun-if-env-changed={var}");
-        for value in env::var(var)
-            .unwrap_or_default()
-            .split(',')
-            .filter(|v| !v.is_empty())
-        {
-            println!("cargo::rustc-cfg={name}=\"{value}\"");
-        }
+    println!("cargo::rerun-if-env-changed=DEP_NGINX_FEATURES");
+    for feature in env::var("DEP_NGINX_FEATURES")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|v| !v.is_empty())
+    {
+        println!("cargo::rustc-cfg=ngx_feature=\"{feature}\"");
     }
 
     // The nginx half only: the pure logic's tests build without an nginx tree.

@@ -10,14 +10,8 @@
 //! - [`http2`]: the HTTP/2 frames an HTTP/2 upstream leaves in nginx's buffers;
 //! - [`metrics`]: the counters' zone directive and their Prometheus text form.
 //!
-//! The nginx side (`nginx`, behind the default `nginx` feature), in layers whose imports
-//! all point down: registration at the top (`nginx`: the module, its context and its
-//! command table); the hooks into nginx's upstream machinery (`nginx::upstream`), the kept
-//! answer's filters (`nginx::kept_answer`) and the variables (`nginx::variables`); under
-//! them the counters as a request counts them (`nginx::metrics`), the per-request state
-//! (`nginx::ctx`), everything configuration-time (`nginx::conf`) and the counters' shared
-//! memory (`nginx::zone`); at the bottom nginx's bit fields (`nginx::bitfields`) and the log
-//! lines (`nginx::log`).
+//! The nginx side (`nginx`, behind the default `nginx` feature) is described in its own
+//! module, layer by layer.
 
 pub mod chunked;
 pub mod decision;

@@ -6,16 +6,17 @@
 //!   the directives' handlers, the originals table), with [`zone`], the counters' shared
 //!   memory, under it;
 //! - [`ctx`]: the per-request state the callbacks share;
-//! - [`metrics`]: counting for a request, and the metrics location;
-//! - [`upstream`], [`kept_answer`], [`variables`]: the hooks into nginx's upstream
+//! - [`counters`]: counting for a request, and the metrics location (its directive's handler
+//!   with the content handler it installs);
+//! - [`upstream`], [`filters`], [`variables`]: the hooks into nginx's upstream
 //!   machinery, the kept answer's filters, the variables.
 
 mod bitfields;
 mod conf;
+mod counters;
 mod ctx;
-mod kept_answer;
+mod filters;
 mod log;
-mod metrics;
 mod upstream;
 mod variables;
 mod zone;
@@ -70,7 +71,7 @@ unsafe fn install(cf: *mut ngx_conf_t) -> Result<(), SetupError> {
     // SAFETY: `cf` is the http block's configuration, being finished.
     unsafe { upstream::wrap_upstream_blocks(cf) }?;
     // SAFETY: postconfiguration, as `install_filters` requires.
-    unsafe { kept_answer::install_filters() };
+    unsafe { filters::install_filters() };
     Ok(())
 }
 
@@ -106,7 +107,7 @@ static mut COMMANDS: [ngx_command_t; 4] = [
     ngx_command_t {
         name: ngx_string!("next_upstream_status_metrics"),
         type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS) as ngx_uint_t,
-        set: Some(metrics::set_next_upstream_status_metrics),
+        set: Some(counters::set_next_upstream_status_metrics),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: 0,
         post: ptr::null_mut(),
@@ -117,7 +118,16 @@ static mut COMMANDS: [ngx_command_t; 4] = [
 #[cfg(all(feature = "export-modules", not(test)))]
 ngx::ngx_modules!(ngx_http_next_upstream_status_module);
 
-/// The module; `conf` declares it for the files below (see there).
+impl HttpModule for Module {
+    #[inline(always)]
+    fn module() -> &'static ngx_module_t {
+        // SAFETY: nginx writes the module's indices once, before any configuration is read
+        // through them; afterwards the static is only read.
+        unsafe { &*ptr::addr_of!(ngx_http_next_upstream_status_module) }
+    }
+}
+
+/// The module.
 #[used]
 #[no_mangle]
 #[allow(non_upper_case_globals)]

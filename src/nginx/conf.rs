@@ -1,6 +1,7 @@
 //! Everything configuration-time: the module's handle on its own configuration ([`Module`]),
-//! what the directives fill in, their handlers, and the checks made when the http block is
-//! complete. Below every callback that reads the configuration.
+//! what the directives fill in, their handlers (but the metrics location's, which is with the
+//! content handler it installs, in `counters.rs`), and the checks made when the http block
+//! is complete. Below every callback that reads the configuration.
 
 use core::cell::Cell;
 use core::ffi::{c_char, c_void};
@@ -9,10 +10,10 @@ use core::ptr::{self, NonNull};
 use ngx::core::NGX_CONF_ERROR;
 use ngx::ffi::{
     ngx_command_t, ngx_conf_t, ngx_http_request_t, ngx_http_upstream_conf_t,
-    ngx_http_upstream_srv_conf_t, ngx_int_t, ngx_module_t, ngx_pagesize, ngx_str_t, ngx_uint_t,
-    NGX_HTTP_COPY, NGX_HTTP_DELETE, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_LOCK, NGX_HTTP_MKCOL,
-    NGX_HTTP_MOVE, NGX_HTTP_OPTIONS, NGX_HTTP_PATCH, NGX_HTTP_POST, NGX_HTTP_PROPFIND,
-    NGX_HTTP_PROPPATCH, NGX_HTTP_PUT, NGX_HTTP_UNLOCK,
+    ngx_http_upstream_srv_conf_t, ngx_int_t, ngx_pagesize, ngx_str_t, ngx_uint_t, NGX_HTTP_COPY,
+    NGX_HTTP_DELETE, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_LOCK, NGX_HTTP_MKCOL, NGX_HTTP_MOVE,
+    NGX_HTTP_OPTIONS, NGX_HTTP_PATCH, NGX_HTTP_POST, NGX_HTTP_PROPFIND, NGX_HTTP_PROPPATCH,
+    NGX_HTTP_PUT, NGX_HTTP_UNLOCK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, Merge, MergeConfigError};
 use thiserror::Error;
@@ -23,24 +24,10 @@ use crate::metrics::parse_zone;
 use crate::nginx::zone::{self, Zone};
 use crate::statuses::StatusSet;
 
-extern "C" {
-    /// The module itself, defined with its registration (`nginx.rs`, at the top) and declared
-    /// here the way a C module's header declares it, so that everything between can reach
-    /// the module's indices without importing upward.
-    static mut ngx_http_next_upstream_status_module: ngx_module_t;
-}
-
-/// This module, as the `ngx` crate's configuration and context helpers know it.
+/// This module, as the `ngx` crate's configuration and context helpers know it. Its
+/// `HttpModule` impl, which names the `ngx_module_t`, is with the registration
+/// (`nginx.rs`).
 pub struct Module;
-
-impl HttpModule for Module {
-    #[inline(always)]
-    fn module() -> &'static ngx_module_t {
-        // SAFETY: nginx writes the module's indices once, before any configuration is read
-        // through them; afterwards the static is only read.
-        unsafe { &*ptr::addr_of!(ngx_http_next_upstream_status_module) }
-    }
-}
 
 // SAFETY: `MainConf` is the type this module's `create_main_conf` allocates.
 unsafe impl HttpModuleMainConf for Module {

@@ -17,7 +17,7 @@
 //!    (`finalize_request`), the real configuration and the real status in `$upstream_status`
 //!    are put back.
 //! 5. If the request ends with nginx's own 5xx because no later server answered, the answer
-//!    passed over is sent instead, by the filters in `kept_answer.rs` (registration installs
+//!    passed over is sent instead, by the filters in `filters.rs` (registration installs
 //!    them beside these hooks).
 
 use core::ffi::c_void;
@@ -43,12 +43,12 @@ use crate::kept_answer::{self, body_to_keep, Framing, KeptBody};
 use crate::metrics::Family;
 use crate::nginx::bitfields;
 use crate::nginx::conf::{LocConf, Module, Original, RetryOn, SetupError};
+use crate::nginx::counters;
 use crate::nginx::ctx::{
     arrived, framing, new_request_ctx, ngx_http_proxy_module, peer_name, pool_value, request_ctx,
     KeptAnswer, ProcessHeader, RequestCtx, Retried, Serving, Staged,
 };
 use crate::nginx::log::{log_alert, log_debug, log_info};
-use crate::nginx::metrics;
 
 /// Postconfiguration: wraps `peer.init` of every upstream block, explicit (`upstream {}`) and
 /// implicit (`proxy_pass http://host:port`). By now every block's `init_upstream` has run, so
@@ -227,7 +227,7 @@ fn consider_retry(
         if decision::exhausted(verdict, passed, earlier_attempts(r, u)) {
             log_debug!(r.connection, "every server tried answered a listed status");
             let status = u.headers_in.status_n;
-            metrics::count(r, u.upstream, Family::Exhausted, status, ngx_str_t::empty());
+            counters::count(r, u.upstream, Family::Exhausted, status, ngx_str_t::empty());
         }
         return NGX_OK as ngx_int_t;
     }
@@ -442,7 +442,7 @@ fn stage_retry(
         "retry staged: {} shown to nginx as 404",
         status
     );
-    metrics::count(r, u.upstream, Family::Passed, status, peer_name(u));
+    counters::count(r, u.upstream, Family::Passed, status, peer_name(u));
 }
 
 /// An upstream configuration like `conf` that passes a 404 on: `conf` itself if it already

@@ -162,7 +162,7 @@ impl Zone {
     /// Counts one event for the upstream block `us`; `server` counts only for
     /// [`Family::Passed`]. `connection` is whose log hears of a full zone.
     ///
-    /// Out of line: most requests are never counted (see `metrics::count`).
+    /// Out of line: most requests are never counted (see `counters::count`).
     #[cold]
     #[inline(never)]
     pub fn count(

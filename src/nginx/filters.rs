@@ -20,9 +20,9 @@ use ngx::http::{HttpModuleMainConf, NgxHttpUpstreamModule};
 
 use crate::metrics::Family;
 use crate::nginx::bitfields;
+use crate::nginx::counters;
 use crate::nginx::ctx::{request_ctx, KeptAnswer, RequestCtx, Serving};
 use crate::nginx::log::{log_debug, log_warn};
-use crate::nginx::metrics;
 
 static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;
 static mut NEXT_BODY_FILTER: ngx_http_output_body_filter_pt = None;
@@ -79,7 +79,7 @@ unsafe fn header_filter_own_error(r: *mut ngx_http_request_t) -> ngx_int_t {
             log_debug!(rr.connection, "kept answer {} sent", status);
             // SAFETY: the request's upstream outlives its finalization.
             let upstream = unsafe { rr.upstream.as_ref() }.map_or(ptr::null_mut(), |u| u.upstream);
-            metrics::count(rr, upstream, Family::Kept, status, ngx_str_t::empty());
+            counters::count(rr, upstream, Family::Kept, status, ngx_str_t::empty());
             match kept.dropped {
                 None => log_warn!(
                     rr.connection,

@@ -1,8 +1,9 @@
 //! Whether a response with a listed status passes the request on to the next server.
 //!
-//! The module makes nginx retry through nginx's own path (`ngx_http_upstream_test_next()`),
-//! so this must hold exactly when nginx would retry a status it knows: if the two drifted, a
-//! response staged for a retry would fall through to the client instead. Every field below
+//! The module makes nginx pass the request on by nginx's own path
+//! (`ngx_http_upstream_test_next()`), so this must hold exactly when nginx would pass on a
+//! status it knows: if the two drifted, a response staged to be passed over would fall
+//! through to the client instead. Every field below
 //! is one condition of `test_next` (nginx 1.22 to 1.28 agree on them), plus the module's own
 //! (the rule's statuses and methods, and never a cached response).
 

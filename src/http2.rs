@@ -55,7 +55,7 @@ pub fn unpadded<'a>(frame: &Frame<'a>) -> Option<&'a [u8]> {
 ///
 /// The proxy module writes the request's frames once, for stream 1, and renumbers them in
 /// place when it sends them on a kept-alive connection (stream 3, 5, ...). It does not
-/// number them back when a retry then goes out on a new connection, whose server sees
+/// number them back when the next try then goes out on a new connection, whose server sees
 /// stream 3 as its first stream and answers on it, which nginx rejects ("upstream sent
 /// frame for unknown stream 3"). Returns whether `request` was such a request.
 pub fn renumber_for_new_connection(request: &mut [u8]) -> bool {

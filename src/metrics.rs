@@ -122,7 +122,7 @@ pub fn escape_label_value(value: &[u8], out: &mut String) {
 }
 
 /// The `upstream` label: an `upstream {}` block's name (borrowed: no allocation on the
-/// retry path), or `host:port` for the block that
+/// path to the next server), or `host:port` for the block that
 /// `proxy_pass http://host:port` makes implicitly.
 pub fn upstream_label(host: &[u8], port: u16, implicit: bool) -> Cow<'_, [u8]> {
     if !implicit || port == 0 {
@@ -136,7 +136,7 @@ pub fn upstream_label(host: &[u8], port: u16, implicit: bool) -> Cow<'_, [u8]> {
 
 /// The hash under which a counter is filed in the zone. The zone compares whole keys, so the
 /// hash only has to spread them over the buckets; it takes the names eight bytes at a time
-/// (a multiply-rotate mix), the retry path's only loop over them besides that comparison.
+/// (a multiply-rotate mix), the pass's only loop over them besides that comparison.
 pub fn key_hash(family: Family, status: u16, upstream: &[u8], server: &[u8]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mix = |h: u64, word: u64| (h.rotate_left(5) ^ word).wrapping_mul(K);

@@ -1,5 +1,5 @@
 # The debug trace: with `error_log ... debug` on an nginx built --with-debug, one line per
-# step (hooked, status seen, the decision and the condition that decided it, retry staged,
+# step (hooked, status seen, the decision and the condition that decided it, pass on staged,
 # configuration restored, answer kept or not and why, kept answer sent).
 use Test::Nginx::Socket;
 use HarnessExtensions;
@@ -40,7 +40,7 @@ b
     'next_upstream_status: hooked request, upstream "u"',
     qr/next_upstream_status: upstream answered 404, peer: "127\.0\.0\.1:\d+": passing on$/,
     "next_upstream_status: answer kept",
-    "next_upstream_status: retry staged: 404 shown to nginx as 404",
+    "next_upstream_status: pass on staged: 404 shown to nginx as 404",
     "next_upstream_status: configuration and status 404 restored",
     qr/next_upstream_status: upstream answered 200, peer: "127\.0\.0\.1:\d+": not passing on: status not listed$/,
 ]
@@ -68,7 +68,7 @@ GET /t
 --- error_log eval
 qr/next_upstream_status: upstream answered 410, peer: "127\.0\.0\.1:\d+": not passing on: status not listed$/
 --- no_error_log
-retry staged
+pass on staged
 
 
 
@@ -90,7 +90,7 @@ DELETE /t
 --- error_log
 ": not passing on: method not listed
 --- no_error_log
-retry staged
+pass on staged
 
 
 
@@ -114,7 +114,7 @@ GET /t
 next_upstream_status: hooked request
 ": not passing on: no tries left
 --- no_error_log
-retry staged
+pass on staged
 every server tried
 
 
@@ -141,7 +141,7 @@ GET /t
 --- error_log
 ": not passing on: proxy_next_upstream_timeout passed
 --- no_error_log
-retry staged
+pass on staged
 
 
 
@@ -164,7 +164,7 @@ retry staged
 --- error_log
 ": not passing on: request body streamed
 --- no_error_log
-retry staged
+pass on staged
 
 
 
@@ -343,7 +343,7 @@ GET /t
 --- response_body
 b
 --- error_log
-next_upstream_status: retry staged
+next_upstream_status: pass on staged
 ": not passing on: no tries left
 next_upstream_status: every server tried answered a listed status
 

@@ -55,13 +55,13 @@ pub enum SetupError {
 /// The location's rule in the form the request path asks it: a status set and nginx's own
 /// method bits, so that a response is judged with a lookup and a mask.
 #[derive(Clone, Debug)]
-pub struct RetryOn {
+pub struct PassOnRule {
     pub statuses: StatusSet,
     pub methods: ngx_uint_t,
     pub keep_answer: bool,
     /// The location's upstream configuration and this worker's copy of it that passes a 404
-    /// on, made at the first retry (see `upstream::retry_conf`).
-    pub retry_conf: Cell<(*mut ngx_http_upstream_conf_t, *mut ngx_http_upstream_conf_t)>,
+    /// on, made the first time a request is passed on (see `upstream::conf_passing_404`).
+    pub conf_passing_404: Cell<(*mut ngx_http_upstream_conf_t, *mut ngx_http_upstream_conf_t)>,
 }
 
 /// What a level says about passing on: nothing (it inherits), `off`, or a rule.
@@ -70,7 +70,7 @@ enum LevelRule {
     #[default]
     Inherited,
     Off,
-    On(RetryOn),
+    On(PassOnRule),
 }
 
 #[derive(Debug, Default)]
@@ -81,7 +81,7 @@ pub struct LocConf {
 impl LocConf {
     /// The rule in force here, or `None` when the directive is off or never used.
     #[inline]
-    pub fn retry_on(&self) -> Option<&RetryOn> {
+    pub fn pass_on_rule(&self) -> Option<&PassOnRule> {
         match &self.rule {
             LevelRule::On(rule) => Some(rule),
             LevelRule::Inherited | LevelRule::Off => None,
@@ -178,11 +178,11 @@ pub unsafe extern "C" fn set_proxy_next_upstream_status(
             if let Some(mcf) = Module::main_conf_mut(unsafe { &*cf }) {
                 mcf.used = true;
             }
-            LevelRule::On(RetryOn {
+            LevelRule::On(PassOnRule {
                 statuses: rule.statuses,
                 methods: nginx_method_bits(rule.methods),
                 keep_answer: rule.keep_answer,
-                retry_conf: Cell::new((ptr::null_mut(), ptr::null_mut())),
+                conf_passing_404: Cell::new((ptr::null_mut(), ptr::null_mut())),
             })
         }
         Err(err) => {

@@ -15,7 +15,7 @@ use ngx::http::{HttpModule, Request};
 
 use crate::http2;
 use crate::kept_answer::{Arrived, Body, Framing, KeptBody, WhyDropped};
-use crate::nginx::conf::{Module, RetryOn};
+use crate::nginx::conf::{Module, PassOnRule};
 
 pub type ProcessHeader = unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t;
 pub type FinalizeRequest = unsafe extern "C" fn(*mut ngx_http_request_t, ngx_int_t);
@@ -32,20 +32,20 @@ extern "C" {
 #[derive(Clone, Copy)]
 pub struct RequestCtx {
     pub upstream: *mut ngx_http_upstream_t,
-    pub retry_on: &'static RetryOn,
+    pub rule: &'static PassOnRule,
     /// The upstream module's current callbacks (the proxy module replaces `process_header`
     /// itself: status line first, then headers).
     pub process_header: ProcessHeader,
     pub reinit_request: ProcessHeader,
-    /// Made at the first status-triggered retry, so that a request without one takes no
+    /// Made the first time the request is passed on after a status, so that a request without one takes no
     /// more from its pool than this small context.
-    pub retried: *mut Retried,
+    pub passed_on: *mut PassedOn,
     /// A listed answer is to be passed over once its body has arrived (see
-    /// `upstream::process_header_with_status_retry`).
+    /// `upstream::process_header_with_pass_on`).
     pub awaiting_body: bool,
 }
 
-impl Retried {
+impl PassedOn {
     /// The kept answer: in the request pool, apart from this context, so not borrowed from it.
     pub fn kept<'a>(&self) -> Option<&'a KeptAnswer> {
         // SAFETY: a `KeptAnswer` in this request's pool, written whole by `capture` and not
@@ -55,16 +55,16 @@ impl Retried {
 }
 
 impl RequestCtx {
-    pub fn retried(&mut self) -> Option<&mut Retried> {
-        // SAFETY: null, or a `Retried` in this request's pool, written when it was made.
-        unsafe { self.retried.as_mut() }
+    pub fn passed_on(&mut self) -> Option<&mut PassedOn> {
+        // SAFETY: null, or a `PassedOn` in this request's pool, written when it was made.
+        unsafe { self.passed_on.as_mut() }
     }
 }
 
-/// What a request keeps once a retry was staged.
+/// What a request keeps once it was passed on.
 #[derive(Clone, Copy)]
-pub struct Retried {
-    /// The upstream module's own; the wrapper restores what a staged retry changed first.
+pub struct PassedOn {
+    /// The upstream module's own; the wrapper restores what a staged pass changed first.
     pub finalize_request: Option<FinalizeRequest>,
     pub staged: Option<Staged>,
     /// The last answer passed over, while `keep_answer` is on.
@@ -90,7 +90,7 @@ pub enum Serving {
     BodySent,
 }
 
-/// A retry nginx is taking for a status shown to it as 404.
+/// A pass on nginx is taking for a status shown to it as 404.
 #[derive(Clone, Copy)]
 pub struct Staged {
     pub conf: *mut ngx_http_upstream_conf_t,
@@ -129,7 +129,7 @@ pub fn new_request_ctx(r: &mut ngx_http_request_t, ctx: RequestCtx) -> Option<()
 /// `value` moved into the request pool (no cleanup handler: `T` is `Copy`, nothing to drop).
 ///
 /// `ngx_palloc` by hand: `ngx::core::Pool::alloc` is not inlined across crates (an extra
-/// call on every hooked request and every retry).
+/// call on every hooked request and every pass).
 #[inline]
 pub fn pool_value<T: Copy>(r: &ngx_http_request_t, value: T) -> Option<*mut T> {
     // SAFETY: a request's pool is valid while the request is.
@@ -219,7 +219,7 @@ fn request_stream(u: &ngx_http_upstream_t) -> u32 {
     http2::request_stream(written).unwrap_or(1)
 }
 
-/// A passed-over answer, copied where a retry cannot overwrite it.
+/// A passed-over answer, copied where the next try cannot overwrite it.
 #[derive(Clone, Copy)]
 pub struct KeptAnswer {
     /// The upstream's parsed header, by value: its header list and the typed fields that
@@ -236,7 +236,7 @@ pub struct KeptAnswer {
 impl KeptAnswer {
     /// Copies the answer `u` has just parsed, with `body` of it, into the request pool (in
     /// place: the header is a few hundred bytes, copied once). `None` if the pool is
-    /// exhausted (the retry then goes ahead without a kept answer, as in stock nginx).
+    /// exhausted (the request is then passed on without a kept answer, as in stock nginx).
     pub fn capture(
         r: &ngx_http_request_t,
         u: &ngx_http_upstream_t,
@@ -290,7 +290,7 @@ fn pool_copy(r: &ngx_http_request_t, body: Body) -> Option<ngx_str_t> {
         return Some(ngx_str_t::empty());
     }
     // SAFETY: a request's pool is valid while the request is. (`ngx_pnalloc` by hand, on
-    // every retry: `Pool::alloc_unaligned` is not inlined across crates.)
+    // every pass: `Pool::alloc_unaligned` is not inlined across crates.)
     let p = unsafe { ngx_pnalloc(r.pool, body.len()) }.cast::<u8>();
     if p.is_null() {
         return None;

@@ -1,6 +1,6 @@
 //! Sending the answer kept from a passed-over server when no later server answers.
 //!
-//! When a retry is staged, the answer is copied into the request pool ([`KeptAnswer::capture`]).
+//! When a pass on is staged, the answer is copied into the request pool ([`KeptAnswer::capture`]).
 //! If the request then ends with nginx's own 5xx before anything was sent
 //! (the upstream hooks' finalize wrapper marks it due), nginx goes on to send its error page;
 //! this module's header and body filters, first in nginx's chains, replace that page's status,
@@ -61,12 +61,12 @@ unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
 #[inline(never)]
 unsafe fn header_filter_own_error(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: the caller promises a valid request.
-    let Some(retried) = unsafe { request_ctx(r) }.and_then(RequestCtx::retried) else {
+    let Some(passed_on) = unsafe { request_ctx(r) }.and_then(RequestCtx::passed_on) else {
         // SAFETY: passing on the valid request the caller gave.
         return unsafe { next_header_filter(r) };
     };
-    if let (Serving::Due { failure }, Some(kept)) = (retried.serving, retried.kept()) {
-        // SAFETY: a valid request; the only other live reference, `retried`, is to the
+    if let (Serving::Due { failure }, Some(kept)) = (passed_on.serving, passed_on.kept()) {
+        // SAFETY: a valid request; the only other live reference, `passed_on`, is to the
         // context in its pool, not into the request.
         let rr = unsafe { &mut *r };
         // Only nginx's own page for that failure, not some other response.
@@ -74,7 +74,7 @@ unsafe fn header_filter_own_error(r: *mut ngx_http_request_t) -> ngx_int_t {
             if set_headers_as_upstream_answer(rr, kept).is_err() {
                 return NGX_ERROR as ngx_int_t;
             }
-            retried.serving = Serving::HeaderSent;
+            passed_on.serving = Serving::HeaderSent;
             let status = kept.status();
             log_debug!(rr.connection, "kept answer {} sent", status);
             // SAFETY: the request's upstream outlives its finalization.
@@ -237,12 +237,12 @@ unsafe extern "C" fn body_filter(r: *mut ngx_http_request_t, input: *mut ngx_cha
 #[inline(never)]
 unsafe fn body_filter_own_error(r: *mut ngx_http_request_t, input: *mut ngx_chain_t) -> ngx_int_t {
     // SAFETY: the caller promises a valid request.
-    let retried = unsafe { request_ctx(r) }.and_then(RequestCtx::retried);
-    let input = match retried {
-        Some(retried) => match (retried.serving, retried.kept()) {
+    let passed_on = unsafe { request_ctx(r) }.and_then(RequestCtx::passed_on);
+    let input = match passed_on {
+        Some(passed_on) => match (passed_on.serving, passed_on.kept()) {
             (Serving::HeaderSent, Some(kept)) => {
-                retried.serving = Serving::BodySent;
-                // SAFETY: a valid request; `retried` and `kept` are in its pool's context,
+                passed_on.serving = Serving::BodySent;
+                // SAFETY: a valid request; `passed_on` and `kept` are in its pool's context,
                 // not inside the request.
                 match kept_body(unsafe { &mut *r }, kept) {
                     Some(chain) => chain,

@@ -1,7 +1,7 @@
 //! Log lines, prefixed with the module's short name so operators can grep for them.
 //! nginx's request log handler appends the client, request and upstream to each.
 
-/// Logs at `info` to a connection's log: routine events, such as a status-triggered retry.
+/// Logs at `info` to a connection's log: routine events, such as a request passed on after a status.
 macro_rules! log_info {
     ($connection:expr, $($arg:tt)+) => {
         $crate::nginx::log::log!(::ngx::ffi::NGX_LOG_INFO, $connection, $($arg)+)

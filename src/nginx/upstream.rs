@@ -8,10 +8,10 @@
 //!    whatever balancer set it: round robin, keepalive, hash, ...).
 //! 2. Per request, in a location where the directive is on, the wrapper wraps the upstream's
 //!    `process_header` and `reinit_request`.
-//! 3. When a parsed response has a listed status and nginx would be able to retry it, the
+//! 3. When a parsed response has a listed status and nginx would be able to pass it on, the
 //!    status is shown to nginx as 404 and `u->conf` is pointed at a copy of the location's
 //!    configuration that has `http_404` in `next_upstream` (made once per worker). nginx then
-//!    takes its own retry path: the peer is freed as `NGX_PEER_NEXT` (no `max_fails`
+//!    takes its own path to the next server: the peer is freed as `NGX_PEER_NEXT` (no `max_fails`
 //!    accounting), tries and timeouts are honoured, the request body is replayed.
 //! 4. When the next attempt starts (`reinit_request`), or the request ends before it could
 //!    (`finalize_request`), the real configuration and the real status in `$upstream_status`
@@ -42,11 +42,11 @@ use crate::http2;
 use crate::kept_answer::{self, body_to_keep, Framing, KeptBody};
 use crate::metrics::Family;
 use crate::nginx::bitfields;
-use crate::nginx::conf::{LocConf, Module, Original, RetryOn, SetupError};
+use crate::nginx::conf::{LocConf, Module, Original, PassOnRule, SetupError};
 use crate::nginx::counters;
 use crate::nginx::ctx::{
     arrived, framing, new_request_ctx, ngx_http_proxy_module, peer_name, pool_value, request_ctx,
-    KeptAnswer, ProcessHeader, RequestCtx, Retried, Serving, Staged,
+    KeptAnswer, PassedOn, ProcessHeader, RequestCtx, Serving, Staged,
 };
 use crate::nginx::log::{log_alert, log_debug, log_info};
 
@@ -73,7 +73,7 @@ pub unsafe fn wrap_upstream_blocks(cf: *mut ngx_conf_t) -> Result<(), SetupError
         let us = unsafe { &mut *us };
         if let Some(init) = us.peer.init {
             originals.push(Original { upstream: us, init });
-            us.peer.init = Some(init_peer_with_status_retry);
+            us.peer.init = Some(init_peer_with_pass_on);
         }
     }
     originals.sort_unstable_by_key(|e| e.upstream);
@@ -83,7 +83,7 @@ pub unsafe fn wrap_upstream_blocks(cf: *mut ngx_conf_t) -> Result<(), SetupError
 
 /// Wraps an upstream block's `peer.init`: runs it, then hooks the request in if its location
 /// has the directive on.
-unsafe extern "C" fn init_peer_with_status_retry(
+unsafe extern "C" fn init_peer_with_pass_on(
     r: *mut ngx_http_request_t,
     us: *mut ngx_http_upstream_srv_conf_t,
 ) -> ngx_int_t {
@@ -104,8 +104,8 @@ unsafe extern "C" fn init_peer_with_status_retry(
     // SAFETY: a valid request; the original peer.init has returned, no other reference
     // into it is live.
     let rr = unsafe { &mut *r };
-    match Module::location_conf(rr).and_then(LocConf::retry_on) {
-        Some(retry_on) => hook_request(rr, retry_on),
+    match Module::location_conf(rr).and_then(LocConf::pass_on_rule) {
+        Some(rule) => hook_request(rr, rule),
         None => rc,
     }
 }
@@ -114,7 +114,7 @@ unsafe extern "C" fn init_peer_with_status_retry(
 /// `proxy_pass` request in a location with the directive on. Out of line: a location without
 /// the directive pays only for the check above.
 #[inline(never)]
-fn hook_request(r: &mut ngx_http_request_t, retry_on: &'static RetryOn) -> ngx_int_t {
+fn hook_request(r: &mut ngx_http_request_t, rule: &'static PassOnRule) -> ngx_int_t {
     const OK: ngx_int_t = NGX_OK as ngx_int_t;
     // SAFETY: peer.init is called from ngx_http_upstream_init_request, with r->upstream set.
     let u = unsafe { &mut *r.upstream };
@@ -134,17 +134,17 @@ fn hook_request(r: &mut ngx_http_request_t, retry_on: &'static RetryOn) -> ngx_i
     };
     let ctx = RequestCtx {
         upstream: r.upstream,
-        retry_on,
+        rule,
         process_header,
         reinit_request,
-        retried: ptr::null_mut(),
+        passed_on: ptr::null_mut(),
         awaiting_body: false,
     };
     if new_request_ctx(r, ctx).is_none() {
         return NGX_ERROR as ngx_int_t;
     }
-    u.process_header = Some(process_header_with_status_retry);
-    u.reinit_request = Some(reinit_request_with_status_retry);
+    u.process_header = Some(process_header_with_pass_on);
+    u.reinit_request = Some(reinit_request_with_pass_on);
     log_debug!(r.connection, "hooked request, upstream \"{}\"", {
         // SAFETY: a request's upstream block is in the configuration.
         unsafe { u.upstream.as_ref() }.map_or(ngx_str_t::empty(), |us| us.host)
@@ -162,9 +162,9 @@ fn lost_context(r: *mut ngx_http_request_t, callback: &str) {
 
 /// Runs the upstream module's `process_header`, then decides on a complete header. A listed
 /// answer that is to be passed over and kept waits for its body first (see
-/// [`consider_retry`]): until it is whole, nginx is told the header is incomplete, reads on
+/// [`consider_passing_on`]): until it is whole, nginx is told the header is incomplete, reads on
 /// into the same buffer and calls this again, which then only looks at the body.
-unsafe extern "C" fn process_header_with_status_retry(r: *mut ngx_http_request_t) -> ngx_int_t {
+unsafe extern "C" fn process_header_with_pass_on(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: nginx calls this with a valid request in upstream processing.
     let Some(ctx) = (unsafe { request_ctx(r) }) else {
         lost_context(r, "process_header");
@@ -179,20 +179,20 @@ unsafe extern "C" fn process_header_with_status_retry(r: *mut ngx_http_request_t
     }
     // SAFETY: `r->upstream` is valid during upstream processing.
     let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
-    let retry_on = ctx.retry_on;
+    let rule = ctx.rule;
     // The common answer is not listed: decided here, the rest out of line.
-    if ctx.awaiting_body || retry_on.statuses.contains(u.headers_in.status_n) {
-        return consider_retry(rr, u, ctx, retry_on);
+    if ctx.awaiting_body || rule.statuses.contains(u.headers_in.status_n) {
+        return consider_passing_on(rr, u, ctx, rule);
     }
     trace_verdict(rr, u, Verdict::NotListed);
     answered_by_server(ctx);
     NGX_OK as ngx_int_t
 }
 
-/// The current server's answer goes to nginx as it is (see [`Retried::server_answered`]).
+/// The current server's answer goes to nginx as it is (see [`PassedOn::server_answered`]).
 fn answered_by_server(ctx: &mut RequestCtx) {
-    if let Some(retried) = ctx.retried() {
-        retried.server_answered = true;
+    if let Some(passed_on) = ctx.passed_on() {
+        passed_on.server_answered = true;
     }
 }
 
@@ -211,19 +211,19 @@ fn trace_verdict(r: &ngx_http_request_t, u: &ngx_http_upstream_t, verdict: Verdi
 /// be kept, has arrived. `NGX_AGAIN` while waiting for it.
 #[cold]
 #[inline(never)]
-fn consider_retry(
+fn consider_passing_on(
     r: &mut ngx_http_request_t,
     u: &mut ngx_http_upstream_t,
     ctx: &mut RequestCtx,
-    retry_on: &RetryOn,
+    rule: &PassOnRule,
 ) -> ngx_int_t {
     // Asked again after each read while waiting: the time allowed may have run out.
-    let verdict = decision::verdict(&retry_on.statuses, &attempt(r, u, retry_on));
+    let verdict = decision::verdict(&rule.statuses, &attempt(r, u, rule));
     trace_verdict(r, u, verdict);
     if verdict != Verdict::PassOn {
         ctx.awaiting_body = false;
         answered_by_server(ctx);
-        let passed = ctx.retried().map_or(0, |retried| retried.passed);
+        let passed = ctx.passed_on().map_or(0, |passed_on| passed_on.passed);
         if decision::exhausted(verdict, passed, earlier_attempts(r, u)) {
             log_debug!(r.connection, "every server tried answered a listed status");
             let status = u.headers_in.status_n;
@@ -231,7 +231,7 @@ fn consider_retry(
         }
         return NGX_OK as ngx_int_t;
     }
-    let kept = match answer_to_keep(r, u, retry_on) {
+    let kept = match answer_to_keep(r, u, rule) {
         Ok(KeptBody::Incomplete) => {
             ctx.awaiting_body = true;
             log_debug!(r.connection, "waiting for the rest of the answer's body");
@@ -241,7 +241,7 @@ fn consider_retry(
         Err(why) => Err(why),
     };
     ctx.awaiting_body = false;
-    stage_retry(r, u, ctx, kept);
+    stage_pass_on(r, u, ctx, kept);
     NGX_OK as ngx_int_t
 }
 
@@ -249,9 +249,9 @@ fn consider_retry(
 fn answer_to_keep<'a>(
     r: &ngx_http_request_t,
     u: &'a ngx_http_upstream_t,
-    retry_on: &RetryOn,
+    rule: &PassOnRule,
 ) -> Result<KeptBody<'a>, &'static str> {
-    if !retry_on.keep_answer {
+    if !rule.keep_answer {
         Err("keep_answer=off")
     } else if intercepted(r, u, u.headers_in.status_n) {
         Err("an error_page intercepts it")
@@ -312,13 +312,13 @@ unsafe fn with_own_parser(
         if let Some(current) = (*u).process_header {
             ctx.process_header = current;
         }
-        (*u).process_header = Some(process_header_with_status_retry);
+        (*u).process_header = Some(process_header_with_pass_on);
         rc
     }
 }
 
 /// The facts `ngx_http_upstream_test_next()` looks at, read the way it reads them.
-fn attempt(r: &ngx_http_request_t, u: &ngx_http_upstream_t, retry_on: &RetryOn) -> Attempt {
+fn attempt(r: &ngx_http_request_t, u: &ngx_http_upstream_t, rule: &PassOnRule) -> Attempt {
     // SAFETY: `u->conf` is the location's upstream configuration.
     let conf = unsafe { &*u.conf };
     let timeout = conf.next_upstream_timeout;
@@ -327,7 +327,7 @@ fn attempt(r: &ngx_http_request_t, u: &ngx_http_upstream_t, retry_on: &RetryOn) 
     let sent = bitfields::request_sent(u);
     Attempt {
         status: u.headers_in.status_n,
-        method_listed: r.method & retry_on.methods != 0,
+        method_listed: r.method & rule.methods != 0,
         non_idempotent_sent: sent
             && r.method & (NGX_HTTP_POST | NGX_HTTP_LOCK | NGX_HTTP_PATCH) as ngx_uint_t != 0,
         non_idempotent_allowed: conf.next_upstream
@@ -381,19 +381,19 @@ fn intercepted(r: &ngx_http_request_t, u: &ngx_http_upstream_t, status: ngx_uint
 
 /// Shows the response to nginx as a 404 that its configuration passes on, with the answer
 /// kept, or why it is not.
-fn stage_retry(
+fn stage_pass_on(
     r: &mut ngx_http_request_t,
     u: &mut ngx_http_upstream_t,
     ctx: &mut RequestCtx,
     kept: Result<NonNull<KeptAnswer>, &'static str>,
 ) {
     // Without memory, nginx handles the response as it would without the module.
-    let Some(retry_conf) = retry_conf(r, u.conf, ctx.retry_on) else {
+    let Some(conf_passing_404) = conf_passing_404(r, u.conf, ctx.rule) else {
         answered_by_server(ctx);
         return;
     };
-    if ctx.retried.is_null() {
-        let retried = Retried {
+    if ctx.passed_on.is_null() {
+        let passed_on = PassedOn {
             finalize_request: u.finalize_request,
             staged: None,
             kept: None,
@@ -401,13 +401,13 @@ fn stage_retry(
             passed: 0,
             server_answered: false,
         };
-        let Some(p) = pool_value(r, retried) else {
+        let Some(p) = pool_value(r, passed_on) else {
             return;
         };
-        ctx.retried = p;
-        u.finalize_request = Some(finalize_request_with_status_retry);
+        ctx.passed_on = p;
+        u.finalize_request = Some(finalize_request_with_pass_on);
     }
-    let Some(retried) = ctx.retried() else {
+    let Some(passed_on) = ctx.passed_on() else {
         return;
     };
 
@@ -418,28 +418,28 @@ fn stage_retry(
         status,
         peer_name(u)
     );
-    // A new retry forgets the answer kept from an earlier one: the last is what counts.
+    // A new pass forgets the answer kept from an earlier one: the last is what counts.
     match kept {
         Ok(kept) => {
             log_debug!(r.connection, "answer kept");
-            retried.kept = Some(kept);
+            passed_on.kept = Some(kept);
         }
         Err(why) => {
             log_debug!(r.connection, "answer not kept: {}", why);
-            retried.kept = None;
+            passed_on.kept = None;
         }
     }
-    retried.passed += 1;
-    retried.staged = Some(Staged {
+    passed_on.passed += 1;
+    passed_on.staged = Some(Staged {
         conf: u.conf,
         state: state_index(r, u),
         status,
     });
-    u.conf = retry_conf;
+    u.conf = conf_passing_404;
     u.headers_in.status_n = NGX_HTTP_NOT_FOUND as ngx_uint_t;
     log_debug!(
         r.connection,
-        "retry staged: {} shown to nginx as 404",
+        "pass on staged: {} shown to nginx as 404",
         status
     );
     counters::count(r, u.upstream, Family::Passed, status, peer_name(u));
@@ -449,17 +449,17 @@ fn stage_retry(
 /// does, else a copy. Configuration does not change while a worker runs, so the copy is made
 /// once per worker and location, in the cycle's pool; a request whose location does not
 /// match the cached one gets its own copy.
-fn retry_conf(
+fn conf_passing_404(
     r: &ngx_http_request_t,
     conf: *mut ngx_http_upstream_conf_t,
-    retry_on: &RetryOn,
+    rule: &PassOnRule,
 ) -> Option<*mut ngx_http_upstream_conf_t> {
     const FT_404: ngx_uint_t = NGX_HTTP_UPSTREAM_FT_HTTP_404 as ngx_uint_t;
     // SAFETY: `conf` is the location's upstream configuration.
     if unsafe { (*conf).next_upstream } & FT_404 != 0 {
         return Some(conf);
     }
-    let (source, copy) = retry_on.retry_conf.get();
+    let (source, copy) = rule.conf_passing_404.get();
     if source == conf && !copy.is_null() {
         return Some(copy);
     }
@@ -477,7 +477,7 @@ fn retry_conf(
         (*copy).next_upstream |= FT_404;
     }
     if cache {
-        retry_on.retry_conf.set((conf, copy));
+        rule.conf_passing_404.set((conf, copy));
     }
     Some(copy)
 }
@@ -488,10 +488,13 @@ fn state_index(r: &ngx_http_request_t, u: &ngx_http_upstream_t) -> usize {
     (u.state as usize - first as usize) / mem::size_of::<ngx_http_upstream_state_t>()
 }
 
-/// Puts back what a staged retry changed: the real configuration, and the real status in
+/// Puts back what a staged pass changed: the real configuration, and the real status in
 /// `$upstream_status` (nginx wrote the 404 it was shown).
 fn restore(r: &mut ngx_http_request_t, u: &mut ngx_http_upstream_t, ctx: &mut RequestCtx) {
-    let Some(staged) = ctx.retried().and_then(|retried| retried.staged.take()) else {
+    let Some(staged) = ctx
+        .passed_on()
+        .and_then(|passed_on| passed_on.staged.take())
+    else {
         return;
     };
     u.conf = staged.conf;
@@ -508,7 +511,7 @@ fn restore(r: &mut ngx_http_request_t, u: &mut ngx_http_upstream_t, ctx: &mut Re
     );
 }
 
-unsafe extern "C" fn reinit_request_with_status_retry(r: *mut ngx_http_request_t) -> ngx_int_t {
+unsafe extern "C" fn reinit_request_with_pass_on(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: nginx calls this with a valid request in upstream processing.
     let Some(ctx) = (unsafe { request_ctx(r) }) else {
         lost_context(r, "reinit_request");
@@ -519,8 +522,8 @@ unsafe extern "C" fn reinit_request_with_status_retry(r: *mut ngx_http_request_t
     restore(rr, u, ctx);
     // A new attempt: its server has not answered yet.
     ctx.awaiting_body = false;
-    if let Some(retried) = ctx.retried() {
-        retried.server_answered = false;
+    if let Some(passed_on) = ctx.passed_on() {
+        passed_on.server_answered = false;
     }
     if framing(u) == Framing::Http2 {
         renumber_http2_request(u);
@@ -554,7 +557,7 @@ fn renumber_http2_request(u: &mut ngx_http_upstream_t) {
     http2::renumber_for_new_connection(written);
 }
 
-unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request_t, rc: ngx_int_t) {
+unsafe extern "C" fn finalize_request_with_pass_on(r: *mut ngx_http_request_t, rc: ngx_int_t) {
     // SAFETY: nginx calls this with a valid request in upstream processing.
     let Some(ctx) = (unsafe { request_ctx(r) }) else {
         lost_context(r, "finalize_request");
@@ -563,21 +566,21 @@ unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request
     // SAFETY: `r->upstream` is valid until the upstream is finalized, which is now.
     let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
     restore(rr, u, ctx);
-    // The wrapper is installed when the first retry is staged, beside the saved original.
-    let Some(retried) = ctx.retried() else {
+    // The wrapper is installed when the first pass is staged, beside the saved original.
+    let Some(passed_on) = ctx.passed_on() else {
         log_alert!(
             rr.connection,
-            "finalize_request wrapped, but no retry staged"
+            "finalize_request wrapped, but no pass on staged"
         );
         return;
     };
     // SAFETY: the request's connection is valid while the request is.
     let client_gone = bitfields::connection_error(unsafe { &*rr.connection });
-    if retried.kept.is_some()
+    if passed_on.kept.is_some()
         && !client_gone
-        && kept_answer::replaces_failure(rc, bitfields::header_sent(u), retried.server_answered)
+        && kept_answer::replaces_failure(rc, bitfields::header_sent(u), passed_on.server_answered)
     {
-        retried.serving = Serving::Due { failure: rc };
+        passed_on.serving = Serving::Due { failure: rc };
         log_debug!(rr.connection, "request ends with {}: kept answer due", rc);
         // nginx must not store its own 502/504 for a request whose client got the kept
         // answer (`proxy_cache_valid` for errors).
@@ -587,23 +590,23 @@ unsafe extern "C" fn finalize_request_with_status_retry(r: *mut ngx_http_request
         // page is being sent" keeps it from redirecting, which would lose the context).
         bitfields::set_error_page(rr);
     }
-    if retried.serving == Serving::No {
+    if passed_on.serving == Serving::No {
         log_debug!(
             rr.connection,
             "request ends with {}: answer not sent, {}",
             rc,
-            if retried.kept.is_none() {
+            if passed_on.kept.is_none() {
                 "none kept"
             } else if client_gone {
                 "client gone"
-            } else if retried.server_answered {
+            } else if passed_on.server_answered {
                 "the server's own answer"
             } else {
                 "not nginx's own error before the header"
             }
         );
     }
-    if let Some(original) = retried.finalize_request {
+    if let Some(original) = passed_on.finalize_request {
         // SAFETY: calling the saved original with the arguments nginx gave us.
         unsafe { original(r, rc) };
     }

@@ -17,7 +17,7 @@ use ngx::ffi::{
 use ngx::ngx_string;
 
 use crate::nginx::bitfields;
-use crate::nginx::ctx::{request_ctx, KeptAnswer, RequestCtx, Retried, Serving};
+use crate::nginx::ctx::{request_ctx, KeptAnswer, PassedOn, RequestCtx, Serving};
 
 type GetVariable = unsafe extern "C" fn(
     *mut ngx_http_request_t,
@@ -50,10 +50,10 @@ pub unsafe fn add_variables(cf: *mut ngx_conf_t) -> ngx_int_t {
     NGX_OK as ngx_int_t
 }
 
-/// The request's counts, if a retry was ever staged for it.
-fn retried<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut Retried> {
+/// The request's counts, if it was ever passed on.
+fn passed_on<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut PassedOn> {
     // SAFETY: nginx evaluates variables with a valid request.
-    unsafe { request_ctx(r) }.and_then(RequestCtx::retried)
+    unsafe { request_ctx(r) }.and_then(RequestCtx::passed_on)
 }
 
 /// Sets `v` to `digits` (in the request pool); an empty value if `digits` is empty.
@@ -82,7 +82,7 @@ unsafe extern "C" fn passed_variable(
     v: *mut ngx_http_variable_value_t,
     _data: usize,
 ) -> ngx_int_t {
-    let passed = retried(r).map_or(0, |retried| retried.passed);
+    let passed = passed_on(r).map_or(0, |passed_on| passed_on.passed);
     set_value(r, v, passed.to_string().as_bytes())
 }
 
@@ -92,8 +92,8 @@ unsafe extern "C" fn kept_variable(
     v: *mut ngx_http_variable_value_t,
     _data: usize,
 ) -> ngx_int_t {
-    let status = retried(r).and_then(|retried| match retried.serving {
-        Serving::HeaderSent | Serving::BodySent => retried.kept().map(KeptAnswer::status),
+    let status = passed_on(r).and_then(|passed_on| match passed_on.serving {
+        Serving::HeaderSent | Serving::BodySent => passed_on.kept().map(KeptAnswer::status),
         _ => None,
     });
     match status {

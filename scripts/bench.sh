@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks ngx_http_next_upstream_status_module against stock nginx (issue 5).
+# Benchmarks ngx_http_next_upstream_status_module against stock nginx.
 #
 #   scripts/bench.sh [options]     full run (the report ends with how long it took)
 #   scripts/bench.sh --quick       smoke run for `make test`: tiny durations,

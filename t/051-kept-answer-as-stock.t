@@ -1,4 +1,4 @@
-# The kept answer is stock nginx's answer (issue 16): for each row of a table, a client asks
+# The kept answer is stock nginx's answer: for each row of a table, a client asks
 # two locations of one nginx that differ only in their upstream:
 #
 #   kept:  server A, then a backup that refuses; `proxy_next_upstream_status <status>`

@@ -1,4 +1,4 @@
-# The cases of issue 16 beside the table of t/051-kept-answer-as-stock.t: a later server's
+# The kept answer's cases beside the table of t/051-kept-answer-as-stock.t: a later server's
 # real answer handed to an error_page, auth_request reading a kept 401, SSI including a kept
 # answer or the metrics location, an HTTP/2 server whose frames for other streams come
 # between the answer's HEADERS and DATA, and a server that writes the header and the body
@@ -36,7 +36,7 @@ __DATA__
 === TEST 1: a later server's real 503 goes to the location's error_page (proxy_intercept_errors)
 A answers 404 (listed), B answers 503 of its own: that is a real answer, which stock nginx
 hands to `error_page 503` when the location intercepts errors. The kept 404 must not take
-its place (issue 16, case 6).
+its place.
 --- http_config
     upstream u { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; server 127.0.0.1:$TEST_NGINX_RAND_PORT_2; }
     server { listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1; location / { return 404 "not on a\n"; } }
@@ -90,7 +90,7 @@ no later server gave an answer
 
 
 === TEST 3: auth_request: a kept 401 reaches the client with its WWW-Authenticate, as stock
-The auth module reads the subrequest's typed WWW-Authenticate header (issue 16, case 5).
+The auth module reads the subrequest's typed WWW-Authenticate header.
 --- http_config
     upstream auth { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; server 127.0.0.1:$TEST_NGINX_RAND_PORT_2 backup; }
     server {
@@ -161,7 +161,7 @@ WWW-Authenticate: Bearer realm="https://auth.example/token",service="registry"
 
 === TEST 5: SSI includes a kept answer with an empty body: the page is whole, no alert
 "zero size buf in output" was logged at [alert] (the harness fails a block on any [alert])
-(issue 16, case 7).
+
 --- http_config
     upstream u { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; server 127.0.0.1:$TEST_NGINX_RAND_PORT_2 backup; }
     server {
@@ -221,7 +221,7 @@ sending the 404 answered by
 
 === TEST 7: SSI includes the metrics location in the middle of a page: the rest arrives
 The metrics handler set last_buf in a subrequest: the final chunk went out before the rest
-of the page (issue 16, case 7).
+of the page.
 --- http_config
     next_upstream_status_zone retries 1m;
 --- config
@@ -263,7 +263,7 @@ The server answers HEADERS on stream 1 (nginx's stream), then DATA on stream 3, 
 own DATA on stream 1. nginx itself fails an answer with a frame for another stream
 ("upstream sent data frame for unknown stream 3"): stream 3's bytes must never be the
 client's body. The kept answer then has either stream 1's body or none, and a warn line
-that does not blame proxy_buffer_size (issue 16, case 8).
+that does not blame proxy_buffer_size.
 --- skip_nginx: 5: < 1.29.4
 --- needs_harness: 5: tcp_reply as a sub
 --- http_config
@@ -297,8 +297,7 @@ The server answers HEADERS on stream 1, PRIORITY for stream 3, then its DATA on 
 The module took the first stream after the HEADERS (3) for its own and dropped the real
 body, blaming proxy_buffer_size. nginx itself fails an answer with a frame for another
 stream ("upstream sent frame for unknown stream 3"), so the body may be kept or not, but a
-kept body is stream 1's and the warn line does not blame proxy_buffer_size (issue 16,
-case 8).
+kept body is stream 1's and the warn line does not blame proxy_buffer_size.
 --- skip_nginx: 5: < 1.29.4
 --- needs_harness: 5: tcp_reply as a sub
 --- http_config
@@ -361,7 +360,7 @@ without its body
 === TEST 12: a server that writes the header, pauses, then a 54-byte body with its length
 Python's, Go's, Node's and Java's servers write the header and the body apart. The kept
 answer has the body, as stock has, and no warn line blames proxy_buffer_size or an unknown
-length (issue 16, case 1).
+length.
 --- needs_harness: 6: tcp_reply pieces with delay_before
 --- http_config
     upstream u { server 127.0.0.1:$TEST_NGINX_RAND_PORT_1; server 127.0.0.1:$TEST_NGINX_RAND_PORT_2 backup; }

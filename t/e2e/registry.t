@@ -633,7 +633,7 @@ subtest 'without the directive the same pull fails' => sub {
 };
 
 # ---------------------------------------------------------------------------------------
-# One site down (the project's issue 4). A read the local site answers 404 is passed on to
+# One site down. A read the local site answers 404 is passed on to
 # the other site; when that one is down, the client must get the local site's 404 (the
 # module's kept answer), not nginx's 502: a registry client takes a 404 on a blob check for
 # "upload it" and a 404 on a manifest for "no such image", but a 502 fails the push or pull.

@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 # End-to-end test of nginx-conf/storage-front.conf over storage servers running
-# nginx-conf/storage-server.conf (the project's issue 11), all on 127.0.0.1: plain local
+# nginx-conf/storage-server.conf, all on 127.0.0.1: plain local
 # disks as one object store, "write to any one, read until one answers".
 #
 #   4 storage servers: the built nginx without the module (a storage server needs only

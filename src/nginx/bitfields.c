@@ -17,14 +17,14 @@
 
 
 ngx_uint_t
-ngx_http_nus_request_body_no_buffering(ngx_http_request_t *r)
+ngx_http_next_upstream_status_request_body_no_buffering(ngx_http_request_t *r)
 {
     return r->request_body_no_buffering;
 }
 
 
 ngx_uint_t
-ngx_http_nus_request_cached(ngx_http_request_t *r)
+ngx_http_next_upstream_status_request_cached(ngx_http_request_t *r)
 {
 #if (NGX_HTTP_CACHE)
     return r->cached;
@@ -35,35 +35,35 @@ ngx_http_nus_request_cached(ngx_http_request_t *r)
 
 
 void
-ngx_http_nus_request_set_error_page(ngx_http_request_t *r)
+ngx_http_next_upstream_status_request_set_error_page(ngx_http_request_t *r)
 {
     r->error_page = 1;
 }
 
 
 ngx_uint_t
-ngx_http_nus_connection_error(ngx_connection_t *c)
+ngx_http_next_upstream_status_connection_error(ngx_connection_t *c)
 {
     return c->error;
 }
 
 
 ngx_uint_t
-ngx_http_nus_upstream_request_sent(ngx_http_upstream_t *u)
+ngx_http_next_upstream_status_upstream_request_sent(ngx_http_upstream_t *u)
 {
     return u->request_sent;
 }
 
 
 ngx_uint_t
-ngx_http_nus_upstream_header_sent(ngx_http_upstream_t *u)
+ngx_http_next_upstream_status_upstream_header_sent(ngx_http_upstream_t *u)
 {
     return u->header_sent;
 }
 
 
 ngx_uint_t
-ngx_http_nus_upstream_cache_status(ngx_http_upstream_t *u)
+ngx_http_next_upstream_status_upstream_cache_status(ngx_http_upstream_t *u)
 {
 #if (NGX_HTTP_CACHE)
     return u->cache_status;
@@ -74,7 +74,7 @@ ngx_http_nus_upstream_cache_status(ngx_http_upstream_t *u)
 
 
 void
-ngx_http_nus_upstream_set_uncacheable(ngx_http_upstream_t *u)
+ngx_http_next_upstream_status_upstream_set_uncacheable(ngx_http_upstream_t *u)
 {
 #if (NGX_HTTP_CACHE)
     u->cacheable = 0;
@@ -82,15 +82,8 @@ ngx_http_nus_upstream_set_uncacheable(ngx_http_upstream_t *u)
 }
 
 
-ngx_uint_t
-ngx_http_nus_upstream_conf_intercept_404(ngx_http_upstream_conf_t *conf)
-{
-    return conf->intercept_404;
-}
-
-
 void
-ngx_http_nus_buf_set_end(ngx_buf_t *b, ngx_uint_t in_memory, ngx_uint_t last_buf,
+ngx_http_next_upstream_status_buf_set_end(ngx_buf_t *b, ngx_uint_t in_memory, ngx_uint_t last_buf,
     ngx_uint_t sync)
 {
     b->memory = in_memory;
@@ -101,7 +94,7 @@ ngx_http_nus_buf_set_end(ngx_buf_t *b, ngx_uint_t in_memory, ngx_uint_t last_buf
 
 
 void
-ngx_http_nus_set_upstream_answer_flags(ngx_http_request_t *r, ngx_http_upstream_t *u)
+ngx_http_next_upstream_status_set_upstream_answer_flags(ngx_http_request_t *r, ngx_http_upstream_t *u)
 {
     r->disable_not_modified = !u->cacheable;
 
@@ -119,7 +112,7 @@ ngx_http_nus_set_upstream_answer_flags(ngx_http_request_t *r, ngx_http_upstream_
 
 
 void
-ngx_http_nus_variable_set(ngx_variable_value_t *v, u_char *data, size_t len)
+ngx_http_next_upstream_status_variable_set(ngx_variable_value_t *v, u_char *data, size_t len)
 {
     v->data = data;
     v->len = len;
@@ -130,7 +123,7 @@ ngx_http_nus_variable_set(ngx_variable_value_t *v, u_char *data, size_t len)
 
 
 void
-ngx_http_nus_slab_set_log_nomem(ngx_slab_pool_t *pool, ngx_uint_t log_nomem)
+ngx_http_next_upstream_status_slab_set_log_nomem(ngx_slab_pool_t *pool, ngx_uint_t log_nomem)
 {
     pool->log_nomem = log_nomem;
 }

@@ -3,34 +3,50 @@
 //! 1.29.3 and later (see the C file), so none of its bitfield accessors is used.
 
 use ngx::ffi::{
-    ngx_buf_t, ngx_connection_t, ngx_http_request_t, ngx_http_upstream_conf_t, ngx_http_upstream_t,
-    ngx_slab_pool_t, ngx_uint_t, ngx_variable_value_t,
+    ngx_buf_t, ngx_connection_t, ngx_http_request_t, ngx_http_upstream_t, ngx_slab_pool_t,
+    ngx_uint_t, ngx_variable_value_t,
 };
 
 mod c {
     use super::*;
 
     extern "C" {
-        pub fn ngx_http_nus_request_body_no_buffering(r: *const ngx_http_request_t) -> ngx_uint_t;
-        pub fn ngx_http_nus_request_cached(r: *const ngx_http_request_t) -> ngx_uint_t;
-        pub fn ngx_http_nus_request_set_error_page(r: *mut ngx_http_request_t);
-        pub fn ngx_http_nus_connection_error(c: *const ngx_connection_t) -> ngx_uint_t;
-        pub fn ngx_http_nus_upstream_request_sent(u: *const ngx_http_upstream_t) -> ngx_uint_t;
-        pub fn ngx_http_nus_upstream_header_sent(u: *const ngx_http_upstream_t) -> ngx_uint_t;
-        pub fn ngx_http_nus_upstream_cache_status(u: *const ngx_http_upstream_t) -> ngx_uint_t;
-        pub fn ngx_http_nus_upstream_set_uncacheable(u: *mut ngx_http_upstream_t);
-        pub fn ngx_http_nus_upstream_conf_intercept_404(
-            conf: *const ngx_http_upstream_conf_t,
+        pub fn ngx_http_next_upstream_status_request_body_no_buffering(
+            r: *const ngx_http_request_t,
         ) -> ngx_uint_t;
-        pub fn ngx_http_nus_variable_set(v: *mut ngx_variable_value_t, data: *mut u8, len: usize);
-        pub fn ngx_http_nus_slab_set_log_nomem(pool: *mut ngx_slab_pool_t, log_nomem: ngx_uint_t);
-        pub fn ngx_http_nus_buf_set_end(
+        pub fn ngx_http_next_upstream_status_request_cached(
+            r: *const ngx_http_request_t,
+        ) -> ngx_uint_t;
+        pub fn ngx_http_next_upstream_status_request_set_error_page(r: *mut ngx_http_request_t);
+        pub fn ngx_http_next_upstream_status_connection_error(
+            c: *const ngx_connection_t,
+        ) -> ngx_uint_t;
+        pub fn ngx_http_next_upstream_status_upstream_request_sent(
+            u: *const ngx_http_upstream_t,
+        ) -> ngx_uint_t;
+        pub fn ngx_http_next_upstream_status_upstream_header_sent(
+            u: *const ngx_http_upstream_t,
+        ) -> ngx_uint_t;
+        pub fn ngx_http_next_upstream_status_upstream_cache_status(
+            u: *const ngx_http_upstream_t,
+        ) -> ngx_uint_t;
+        pub fn ngx_http_next_upstream_status_upstream_set_uncacheable(u: *mut ngx_http_upstream_t);
+        pub fn ngx_http_next_upstream_status_variable_set(
+            v: *mut ngx_variable_value_t,
+            data: *mut u8,
+            len: usize,
+        );
+        pub fn ngx_http_next_upstream_status_slab_set_log_nomem(
+            pool: *mut ngx_slab_pool_t,
+            log_nomem: ngx_uint_t,
+        );
+        pub fn ngx_http_next_upstream_status_buf_set_end(
             b: *mut ngx_buf_t,
             in_memory: ngx_uint_t,
             last_buf: ngx_uint_t,
             sync: ngx_uint_t,
         );
-        pub fn ngx_http_nus_set_upstream_answer_flags(
+        pub fn ngx_http_next_upstream_status_set_upstream_answer_flags(
             r: *mut ngx_http_request_t,
             u: *const ngx_http_upstream_t,
         );
@@ -40,55 +56,49 @@ mod c {
 /// `r->request_body_no_buffering`: the body is streamed to the server as it comes.
 pub fn request_body_no_buffering(r: &ngx_http_request_t) -> bool {
     // SAFETY: `r` is a live request (a reference); the C function reads one bitfield of it.
-    unsafe { c::ngx_http_nus_request_body_no_buffering(r) != 0 }
+    unsafe { c::ngx_http_next_upstream_status_request_body_no_buffering(r) != 0 }
 }
 
 /// `r->cached`: the response comes from the cache.
 pub fn request_cached(r: &ngx_http_request_t) -> bool {
     // SAFETY: `r` is a live request (a reference); the C function reads one bitfield of it.
-    unsafe { c::ngx_http_nus_request_cached(r) != 0 }
+    unsafe { c::ngx_http_next_upstream_status_request_cached(r) != 0 }
 }
 
 /// Sets `r->error_page`: an error page is being sent, so no `error_page` redirect applies.
 pub fn set_error_page(r: &mut ngx_http_request_t) {
     // SAFETY: `r` is a live request (a reference); the C function writes one bitfield of it.
-    unsafe { c::ngx_http_nus_request_set_error_page(r) }
+    unsafe { c::ngx_http_next_upstream_status_request_set_error_page(r) }
 }
 
 /// `c->error`: the connection failed (the client went away).
 pub fn connection_error(c: &ngx_connection_t) -> bool {
     // SAFETY: `c` is a live connection (a reference); the C function reads one bitfield of it.
-    unsafe { c::ngx_http_nus_connection_error(c) != 0 }
+    unsafe { c::ngx_http_next_upstream_status_connection_error(c) != 0 }
 }
 
 /// `u->request_sent`: (part of) the request went to the current server.
 pub fn request_sent(u: &ngx_http_upstream_t) -> bool {
     // SAFETY: `u` is a live upstream (a reference); the C function reads one bitfield of it.
-    unsafe { c::ngx_http_nus_upstream_request_sent(u) != 0 }
+    unsafe { c::ngx_http_next_upstream_status_upstream_request_sent(u) != 0 }
 }
 
 /// `u->header_sent`: the response header went to the client.
 pub fn header_sent(u: &ngx_http_upstream_t) -> bool {
     // SAFETY: `u` is a live upstream (a reference); the C function reads one bitfield of it.
-    unsafe { c::ngx_http_nus_upstream_header_sent(u) != 0 }
+    unsafe { c::ngx_http_next_upstream_status_upstream_header_sent(u) != 0 }
 }
 
 /// `u->cache_status` (`NGX_HTTP_CACHE_*`; 0 without the cache).
 pub fn cache_status(u: &ngx_http_upstream_t) -> ngx_uint_t {
     // SAFETY: `u` is a live upstream (a reference); the C function reads one bitfield of it.
-    unsafe { c::ngx_http_nus_upstream_cache_status(u) }
+    unsafe { c::ngx_http_next_upstream_status_upstream_cache_status(u) }
 }
 
 /// Clears `u->cacheable`: nothing of this request is stored in the cache.
 pub fn set_uncacheable(u: &mut ngx_http_upstream_t) {
     // SAFETY: `u` is a live upstream (a reference); the C function writes one bitfield of it.
-    unsafe { c::ngx_http_nus_upstream_set_uncacheable(u) }
-}
-
-/// `conf->intercept_404` (`proxy_intercept_errors` for 404 only, set by the SSI module).
-pub fn intercept_404(conf: &ngx_http_upstream_conf_t) -> bool {
-    // SAFETY: `conf` is a live upstream configuration (a reference); the C function reads one bitfield of it.
-    unsafe { c::ngx_http_nus_upstream_conf_intercept_404(conf) != 0 }
+    unsafe { c::ngx_http_next_upstream_status_upstream_set_uncacheable(u) }
 }
 
 /// Marks `b`, the last buffer a handler sends, as nginx's own handlers mark theirs: in memory
@@ -100,7 +110,12 @@ pub fn set_last_of_response(b: &mut ngx_buf_t, main_request: bool) {
     let sync = !has_data && !main_request;
     // SAFETY: `b` is a live buffer (a reference); the C function writes its bitfields.
     unsafe {
-        c::ngx_http_nus_buf_set_end(b, has_data.into(), main_request.into(), sync.into());
+        c::ngx_http_next_upstream_status_buf_set_end(
+            b,
+            has_data.into(),
+            main_request.into(),
+            sync.into(),
+        );
     }
 }
 
@@ -110,7 +125,7 @@ pub fn set_last_of_response(b: &mut ngx_buf_t, main_request: bool) {
 pub fn set_upstream_answer_flags(r: &mut ngx_http_request_t, u: &ngx_http_upstream_t) {
     // SAFETY: `r` and `u` are a live request and its upstream (references); the C function
     // reads and writes their bitfields.
-    unsafe { c::ngx_http_nus_set_upstream_answer_flags(r, u) }
+    unsafe { c::ngx_http_next_upstream_status_set_upstream_answer_flags(r, u) }
 }
 
 /// Fills in a variable's value: `len` bytes at `data` (in the request pool), valid, not
@@ -118,12 +133,12 @@ pub fn set_upstream_answer_flags(r: &mut ngx_http_request_t, u: &ngx_http_upstre
 pub fn set_variable(v: &mut ngx_variable_value_t, data: *mut u8, len: usize) {
     // SAFETY: `v` is a live variable value (a reference); the C function writes its data
     // pointer and bitfields.
-    unsafe { c::ngx_http_nus_variable_set(v, data, len) }
+    unsafe { c::ngx_http_next_upstream_status_variable_set(v, data, len) }
 }
 
 /// Whether the slab allocator logs each failed allocation ("ngx_slab_alloc() failed").
 pub fn set_slab_log_nomem(pool: &mut ngx_slab_pool_t, log_nomem: bool) {
     // SAFETY: `pool` is a live slab pool (a reference); the C function writes one bitfield
     // of it.
-    unsafe { c::ngx_http_nus_slab_set_log_nomem(pool, log_nomem.into()) }
+    unsafe { c::ngx_http_next_upstream_status_slab_set_log_nomem(pool, log_nomem.into()) }
 }

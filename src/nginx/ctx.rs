@@ -17,7 +17,9 @@ use crate::http2;
 use crate::kept_answer::{Arrived, Body, Framing, KeptBody, WhyDropped};
 use crate::nginx::conf::{Module, PassOnRule};
 
-pub type ProcessHeader = unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t;
+/// nginx's `ngx_int_t (*)(ngx_http_request_t *r)`: an upstream's `process_header` and
+/// `reinit_request`.
+pub type RequestCallback = unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t;
 pub type FinalizeRequest = unsafe extern "C" fn(*mut ngx_http_request_t, ngx_int_t);
 
 extern "C" {
@@ -35,8 +37,8 @@ pub struct RequestCtx {
     pub rule: &'static PassOnRule,
     /// The upstream module's current callbacks (the proxy module replaces `process_header`
     /// itself: status line first, then headers).
-    pub process_header: ProcessHeader,
-    pub reinit_request: ProcessHeader,
+    pub process_header: RequestCallback,
+    pub reinit_request: RequestCallback,
     /// Made the first time the request is passed on after a status, so that a request without one takes no
     /// more from its pool than this small context.
     pub passed_on: *mut PassedOn,

@@ -46,7 +46,7 @@ use crate::nginx::conf::{LocConf, Module, Original, PassOnRule, SetupError};
 use crate::nginx::counters;
 use crate::nginx::ctx::{
     arrived, framing, new_request_ctx, ngx_http_proxy_module, peer_name, pool_value, request_ctx,
-    KeptAnswer, PassedOn, ProcessHeader, RequestCtx, Serving, Staged,
+    KeptAnswer, PassedOn, RequestCallback, RequestCtx, Serving, Staged,
 };
 use crate::nginx::log::{log_alert, log_debug, log_info};
 
@@ -299,7 +299,7 @@ fn earlier_attempts(r: &ngx_http_request_t, u: &ngx_http_upstream_t) -> usize {
 unsafe fn with_own_parser(
     r: *mut ngx_http_request_t,
     ctx: &mut RequestCtx,
-    callback: ProcessHeader,
+    callback: RequestCallback,
 ) -> ngx_int_t {
     // SAFETY: `r->upstream` is valid during upstream processing.
     let u = unsafe { (*r).upstream };
@@ -361,9 +361,6 @@ fn revalidates_cache(_u: &ngx_http_upstream_t) -> bool {
 fn intercepted(r: &ngx_http_request_t, u: &ngx_http_upstream_t, status: ngx_uint_t) -> bool {
     // SAFETY: `u->conf` is the location's upstream configuration.
     let conf = unsafe { &*u.conf };
-    if status == NGX_HTTP_NOT_FOUND as ngx_uint_t && bitfields::intercept_404(conf) {
-        return true;
-    }
     if conf.intercept_errors == 0 {
         return false;
     }

@@ -80,24 +80,18 @@ unsafe fn header_filter_own_error(r: *mut ngx_http_request_t) -> ngx_int_t {
             // SAFETY: the request's upstream outlives its finalization.
             let upstream = unsafe { rr.upstream.as_ref() }.map_or(ptr::null_mut(), |u| u.upstream);
             counters::count(rr, upstream, Family::Kept, status, ngx_str_t::empty());
-            match kept.dropped {
-                None => log_warn!(
-                    rr.connection,
-                    "no later server gave an answer ({}), sending the {} answered by \"{}\"",
-                    failure,
-                    status,
-                    kept.peer
-                ),
-                Some(why) => log_warn!(
-                    rr.connection,
-                    "no later server gave an answer ({}), sending the {} answered by \"{}\" \
-                     without its body: {}",
-                    failure,
-                    status,
-                    kept.peer,
-                    why.reason()
-                ),
-            }
+            let (without_body, why) = kept
+                .dropped
+                .map_or(("", ""), |why| (" without its body: ", why.reason()));
+            log_warn!(
+                rr.connection,
+                "no later server gave an answer ({}), sending the {} answered by \"{}\"{}{}",
+                failure,
+                status,
+                kept.peer,
+                without_body,
+                why
+            );
         }
     }
     // SAFETY: passing on the valid request the caller gave; `rr` is no longer used.

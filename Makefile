@@ -113,14 +113,16 @@ debian:
 test-debian: debian
 	scripts/test-debian.sh
 
-## deb: the Debian package libnginx-mod-http-next-upstream-status for Debian's nginx (build/deb/*.deb); lintian errors fail it
-deb: debian
+SUITE ?= $(shell . /etc/os-release && echo $$VERSION_CODENAME)
+
+## deb: the Debian package libnginx-mod-http-next-upstream-status for SUITE's nginx (bookworm, trixie, sid; default: this machine's), dpkg-buildpackage with debian/ against that suite's nginx-dev: build/deb/SUITE/*.deb; lintian errors fail it
+deb:
 	scripts/install-deps.sh deb
-	scripts/build-deb.sh
+	SUITE=$(SUITE) scripts/build-deb.sh
 
 ## test-deb: apt-get install the package; nginx -t and a request with Debian's own nginx.conf; remove, purge, nginx starts
 test-deb: deb
-	scripts/test-deb.sh
+	SUITE=$(SUITE) scripts/test-deb.sh
 
 ## test-add-dynamic-module: nginx's own build (./configure --add-dynamic-module) of a fresh 1.28.3 tree; load, request, t/
 test-add-dynamic-module:

@@ -1,89 +1,80 @@
 #!/bin/sh
-# Makes the Debian package libnginx-mod-http-next-upstream-status for Debian 12's nginx out
-# of the module scripts/build-debian.sh built (build/debian/*.so), laid out as Debian's own
-# libnginx-mod-* packages are:
-#   /usr/lib/nginx/modules/ngx_http_next_upstream_status_module.so
-#   /usr/share/nginx/modules-available/mod-http-next-upstream-status.conf   (load_module)
-#   /etc/nginx/modules-enabled/50-mod-http-next-upstream-status.conf        (symlink: postinst)
-# and checks it with lintian: an error fails the build, warnings are shown.
-# The files it is made of are in packaging/deb/. Output: build/deb/<package>_<version>_<arch>.deb
+# Builds the Debian package libnginx-mod-http-next-upstream-status for one Debian suite with
+# dpkg-buildpackage and debian/ (debhelper, dh_nginx of nginx-dev): build/deb/<suite>/*.deb.
+#
+#   SUITE=bookworm|trixie|sid (default: this machine's own suite)
+#
+# The suite's nginx-dev is fetched with apt from Debian's registry into build/deb/<suite>/apt
+# (its own lists and cache; no chroot: the Rust toolchain is only on the host, and a module
+# built against nginx-dev's configured tree needs nothing else of the suite) and unpacked
+# into build/deb/<suite>/nginx-dev; debian/rules configures that tree and takes its nginx-abi.
+# The crates are fetched before (cargo fetch); the package build itself is cargo --offline.
+# lintian then checks the package: an error fails the build, warnings are shown.
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-package=libnginx-mod-http-next-upstream-status
-module=ngx_http_next_upstream_status_module
-files=$repo/packaging/deb
-so=$repo/build/debian/$module.so
-out=$repo/build/deb
-[ -f "$so" ] || { echo "build-deb: no $so: run make debian first" >&2; exit 1; }
-
-# The version is Cargo.toml's plus the Debian revision of packaging/deb/changelog's newest
-# entry; a changelog that lags behind Cargo.toml is an error, not a silently wrong version.
-upstream=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$repo/Cargo.toml" | head -1)
-version=$(dpkg-parsechangelog -l "$files/changelog" -S Version)
-case "$version" in
-    "$upstream"-*) ;;
-    *) echo "build-deb: packaging/deb/changelog is at $version, Cargo.toml at $upstream:" \
-        "add a changelog entry" >&2; exit 1 ;;
+suite=${SUITE:-$(. /etc/os-release && echo "$VERSION_CODENAME")}
+case "$suite" in
+    bookworm) rev="~deb12" ;;
+    trixie) rev="~deb13" ;;
+    sid) rev="~sid" ;;
+    *) echo "build-deb: unknown suite $suite (bookworm, trixie or sid)" >&2; exit 2 ;;
 esac
-# Files in the package get the changelog entry's date, so the same sources give the same .deb.
-SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l "$files/changelog" -S Timestamp)
-export SOURCE_DATE_EPOCH
+out=$repo/build/deb/$suite
+apt=$out/apt
+mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"
+chmod -R a+rwX "$apt" 2>/dev/null || true
 
-# The module works only with the nginx build whose tree (nginx-dev) it was built against.
-# Debian's nginx names its build by the ABI it provides; the package depends on that name.
-nginx_version=$(dpkg-query -W -f='${Version}' nginx)
-[ "$nginx_version" = "$(dpkg-query -W -f='${Version}' nginx-dev)" ] ||
-    { echo "build-deb: nginx $nginx_version and nginx-dev differ: apt-get upgrade" >&2; exit 1; }
-abi=$(dpkg-query -W -f='${Provides}' nginx | tr ',' '\n' | sed -n 's/^ *\(nginx-abi-[^ ]*\).*/\1/p')
-[ -n "$abi" ] || { echo "build-deb: the installed nginx provides no nginx-abi-*" >&2; exit 1; }
-arch=$(dpkg --print-architecture)
+echo "==> nginx-dev of $suite (apt, into $apt)"
+cat >"$apt/sources.list" <<SOURCES
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main
+SOURCES
+[ "$suite" = bookworm ] &&
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main" >>"$apt/sources.list"
+[ "$suite" = trixie ] &&
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security trixie-security main" >>"$apt/sources.list"
+aptopts="-o Dir::Etc::SourceList=$apt/sources.list -o Dir::Etc::SourceParts=/dev/null
+    -o Dir::State::Lists=$apt/lists -o Dir::Cache=$apt/cache -o Dir::State::status=/dev/null
+    -o Acquire::Check-Valid-Until=false -o APT::Architecture=$(dpkg --print-architecture)"
+# shellcheck disable=SC2086
+apt-get $aptopts -qq update
+# shellcheck disable=SC2086
+version=$(apt-cache $aptopts show nginx-dev | sed -n 's/^Version: //p' | sort -V | tail -1)
+dev=$out/nginx-dev
+if [ "$(cat "$dev/.version" 2>/dev/null)" != "$version" ]; then
+    # shellcheck disable=SC2086
+    (cd "$apt/cache/archives" && apt-get $aptopts -qq download "nginx-dev=$version")
+    rm -rf "$dev"
+    dpkg-deb -x "$apt/cache/archives/nginx-dev_$(echo "$version" | sed 's/:/%3a/')_all.deb" "$dev"
+    echo "$version" >"$dev/.version"
+fi
+echo "    nginx-dev $version, $(grep "^nginx:abi=" "$dev/usr/share/nginx/src/debian/libnginx-mod.abisubstvars")"
 
-umask 022
-rm -rf "$out"
-stage=$out/stage
-doc=$stage/usr/share/doc/$package
-install -d "$stage/DEBIAN" "$stage/usr/lib/nginx/modules" \
-    "$stage/usr/share/nginx/modules-available" "$doc"
-install -m 644 "$so" "$stage/usr/lib/nginx/modules/"
-# What dh_strip does to a shared object: the debug line tables (release profile) go.
-strip --strip-unneeded --remove-section=.comment --remove-section=.note \
-    "$stage/usr/lib/nginx/modules/$module.so"
-install -m 644 "$files/mod-http-next-upstream-status.conf" \
-    "$stage/usr/share/nginx/modules-available/"
-install -m 644 "$files/copyright" "$doc/"
-gzip -9n <"$files/changelog" >"$doc/changelog.Debian.gz"
-chmod 644 "$doc/changelog.Debian.gz"
-install -m 755 "$files/postinst" "$files/prerm" "$files/postrm" "$stage/DEBIAN/"
+echo "==> cargo fetch (the package build is offline)"
+(cd "$repo" && cargo fetch --locked -q)
 
-# The libraries the .so needs (libc6, libgcc-s1), as dpkg-shlibdeps finds them; it wants to
-# run in a source tree, hence the one-paragraph debian/control.
-shlibs=$(
-    cd "$out" && mkdir debian &&
-    printf 'Source: %s\n\nPackage: %s\nArchitecture: any\n' "$package" "$package" >debian/control &&
-    dpkg-shlibdeps -O "stage/usr/lib/nginx/modules/$module.so" | sed -n 's/^shlibs:Depends=//p'
+echo "==> dpkg-buildpackage in $out/src"
+src=$out/src
+rm -rf "$src"
+mkdir -p "$src"
+(cd "$repo" && git ls-files -z | xargs -0 cp --parents -t "$src")
+upstream=$(sed -n '1s/.*(\(.*\)).*/\1/p' "$repo/debian/changelog")
+(
+    cd "$src"
+    # the suite's own version and distribution (bookworm: 0.1.0-1~deb12)
+    sed -i "1s/(.*) [a-z]*;/($upstream$rev) $suite;/" debian/changelog
+    NGINX_DEV_ROOT=$dev CARGO_TARGET_DIR=$repo/build/target/deb-$suite \
+        dpkg-buildpackage -b -us -uc -d >"$out/build.log" 2>&1 ||
+        { tail -40 "$out/build.log"; exit 1; }
 )
-rm -rf "$out/debian"
-size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
-sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@INSTALLED_SIZE@/$size/" \
-    -e "s/@NGINX_ABI@/$abi/" -e "s/@SHLIBS@/$shlibs/" "$files/control" >"$stage/DEBIAN/control"
-(cd "$stage" && find usr -type f | sort | xargs md5sum) >"$stage/DEBIAN/md5sums"
-chmod 644 "$stage/DEBIAN/control" "$stage/DEBIAN/md5sums"
-find "$stage" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-
-deb=$out/${package}_${version}_$arch.deb
-dpkg-deb --root-owner-group --build "$stage" "$deb" >/dev/null
-rm -rf "$stage"
+deb=$(ls "$out"/libnginx-mod-http-next-upstream-status_*"$rev"_*.deb | tail -1)
 dpkg-deb --info "$deb" | sed -n 's/^ \(Package\|Version\|Depends\|Installed-Size\):/    \1:/p'
 dpkg-deb --contents "$deb" | awk '!/\/$/ { printf "    %s %8s %s\n", $1, $3, $6 }'
 
-# lintian exits non-zero on an error (its default --fail-on); warnings and info are shown.
-# As root it warns that it should not run as root; that is not about the package.
 echo "==> lintian $deb"
 status=0
-report=$(lintian --display-info "$deb" 2>&1) || status=$?
-echo "$report" | grep -v 'running with root privileges is not recommended' | sed 's/^/    /'
-# A package with lintian errors is not left where make test-deb would install it.
+lintian --display-info "$deb" 2>&1 | sed 's/^/    /' || status=$?
+lintian -q "$deb" >/dev/null 2>&1 || status=$?
 if [ "$status" -ne 0 ]; then
     rm -f "$deb"
     echo "build-deb: lintian found errors (exit $status); $deb removed" >&2

@@ -27,9 +27,10 @@ pidfile=/run/nginx.pid
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 
-set -- "$repo"/build/deb/${package}_*.deb
+suite=${SUITE:-$(. /etc/os-release && echo "$VERSION_CODENAME")}
+set -- "$repo"/build/deb/$suite/${package}_*.deb
 [ "$#" -eq 1 ] && [ -f "$1" ] ||
-    { echo "test-deb: not one build/deb/${package}_*.deb: run make deb" >&2; exit 1; }
+    { echo "test-deb: not one build/deb/$suite/${package}_*.deb: run make deb SUITE=$suite" >&2; exit 1; }
 deb=$1
 
 ok() { echo "ok   $*"; }

@@ -80,7 +80,7 @@ static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     postconfiguration: Some(postconfiguration),
     create_main_conf: Some(Module::create_main_conf),
     init_main_conf: None,
-    create_srv_conf: None,
+    create_srv_conf: Some(Module::create_srv_conf),
     merge_srv_conf: None,
     create_loc_conf: Some(Module::create_loc_conf),
     merge_loc_conf: Some(Module::merge_loc_conf),

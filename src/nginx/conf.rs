@@ -15,7 +15,10 @@ use ngx::ffi::{
     NGX_HTTP_OPTIONS, NGX_HTTP_PATCH, NGX_HTTP_POST, NGX_HTTP_PROPFIND, NGX_HTTP_PROPPATCH,
     NGX_HTTP_PUT, NGX_HTTP_UNLOCK,
 };
-use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, Merge, MergeConfigError};
+use ngx::http::{
+    HttpModule, HttpModuleLocationConf, HttpModuleMainConf, HttpModuleServerConf, Merge,
+    MergeConfigError,
+};
 use thiserror::Error;
 
 use crate::directive::{self, Directive};
@@ -32,6 +35,20 @@ pub struct Module;
 // SAFETY: `MainConf` is the type this module's `create_main_conf` allocates.
 unsafe impl HttpModuleMainConf for Module {
     type MainConf = MainConf;
+}
+
+// SAFETY: `SrvConf` is the type this module's `create_srv_conf` allocates.
+unsafe impl HttpModuleServerConf for Module {
+    type ServerConf = SrvConf;
+}
+
+/// Per server and per `upstream {}` block: where an explicit upstream block keeps the
+/// `peer.init` the module wrapped, so that the request path finds it without a search.
+/// (An implicit block, from `proxy_pass http://host:port`, has no srv confs: its original
+/// stays in `MainConf::originals`.)
+#[derive(Debug, Default)]
+pub struct SrvConf {
+    pub original: Option<InitPeer>,
 }
 
 // SAFETY: `LocConf` is the type this module's `create_loc_conf` allocates.
@@ -103,9 +120,9 @@ pub struct MainConf {
     /// Whether any level turns the directive on; if none does, nothing is installed and nginx
     /// behaves exactly as without the module.
     pub used: bool,
-    /// The upstream blocks' own `peer.init`, saved when the module wraps them, sorted by
-    /// block address. Dropped with the configuration (`create_main_conf` allocates the main
-    /// conf with a cleanup handler).
+    /// The implicit upstream blocks' own `peer.init` (explicit blocks keep theirs in their
+    /// `SrvConf`), saved when the module wraps them, sorted by block address. Dropped with
+    /// the configuration (`create_main_conf` allocates the main conf with a cleanup handler).
     pub originals: Box<[Original]>,
     /// `next_upstream_status_zone`: the counters' shared memory, if configured.
     pub zone: Option<NonNull<Zone>>,
@@ -127,6 +144,16 @@ impl MainConf {
     /// The `peer.init` the module wrapped for `upstream`.
     #[inline]
     pub fn original_init(&self, upstream: *const ngx_http_upstream_srv_conf_t) -> Option<InitPeer> {
+        // SAFETY: `upstream` is a block of this configuration (nginx passes it to peer.init).
+        let srv_conf = unsafe { (*upstream).srv_conf };
+        if !srv_conf.is_null() {
+            let index = Module::module().ctx_index;
+            // SAFETY: an explicit block's srv confs hold one per http module, this module's
+            // made by its `create_srv_conf`.
+            let conf = unsafe { *srv_conf.add(index) }.cast::<SrvConf>();
+            // SAFETY: as above; a valid `SrvConf` for the configuration's lifetime.
+            return unsafe { conf.as_ref() }.and_then(|c| c.original);
+        }
         let i = self
             .originals
             .binary_search_by_key(&upstream, |e| e.upstream)

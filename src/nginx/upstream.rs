@@ -33,7 +33,7 @@ use ngx::ffi::{
     NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT, NGX_HTTP_UPSTREAM_IGN_XA_REDIRECT, NGX_OK,
 };
 use ngx::http::{
-    HttpModuleConfExt, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule,
+    HttpModule, HttpModuleConfExt, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule,
     NgxHttpUpstreamModule,
 };
 
@@ -42,7 +42,7 @@ use crate::http2;
 use crate::kept_answer::{self, body_to_keep, Framing, KeptBody};
 use crate::metrics::Family;
 use crate::nginx::bitfields;
-use crate::nginx::conf::{LocConf, Module, Original, PassOnRule, SetupError};
+use crate::nginx::conf::{LocConf, Module, Original, PassOnRule, SetupError, SrvConf};
 use crate::nginx::counters;
 use crate::nginx::ctx::{
     arrived, framing, new_request_ctx, ngx_http_proxy_module, peer_name, pool_value, request_ctx,
@@ -72,7 +72,17 @@ pub unsafe fn wrap_upstream_blocks(cf: *mut ngx_conf_t) -> Result<(), SetupError
         // SAFETY: each entry is a valid upstream block owned by the configuration.
         let us = unsafe { &mut *us };
         if let Some(init) = us.peer.init {
-            originals.push(Original { upstream: us, init });
+            if us.srv_conf.is_null() {
+                originals.push(Original { upstream: us, init });
+            } else {
+                // SAFETY: an explicit block's srv confs hold this module's, made by its
+                // `create_srv_conf`, valid for the configuration's lifetime.
+                let conf =
+                    unsafe { *us.srv_conf.add(Module::module().ctx_index) }.cast::<SrvConf>();
+                // SAFETY: as above.
+                let conf = unsafe { conf.as_mut() }.ok_or(SetupError::NoMainConf)?;
+                conf.original = Some(init);
+            }
             us.peer.init = Some(init_peer_with_pass_on);
         }
     }

@@ -40,7 +40,7 @@ PROVE_ENV     := TEST_NGINX_BINARY=$(NGINX_BIN) TEST_NGINX_LOAD_MODULES=$(MODULE
 
 .PHONY: FORCE all build nginx module deps test unittest prove test-e2e check demo clean help \
 	debian test-debian test-add-dynamic-module fuzz test-asan test-reload bench bench-storage \
-	bench-smoke test-matrix deb test-deb
+	bench-smoke test-matrix deb test-deb test-deb-chroot test-deb-suites
 
 all: build
 
@@ -84,7 +84,7 @@ $(NGINX_TREE)/objs/ngx_auto_config.h: $(NGINX_TREE)/Makefile
 
 ## test: every test: unit tests, the t/ suite against a real nginx, the end-to-end tests
 test: check unittest prove test-reload test-e2e fuzz test-asan test-debian test-add-dynamic-module \
-	test-matrix bench-smoke test-deb
+	test-matrix bench-smoke test-deb test-deb-suites
 
 ## unittest: the pure logic's table-driven tests (need no nginx)
 unittest:
@@ -123,6 +123,16 @@ deb:
 ## test-deb: apt-get install the package; nginx -t and a request with Debian's own nginx.conf; remove, purge, nginx starts
 test-deb: deb
 	SUITE=$(SUITE) scripts/test-deb.sh
+
+## test-deb-chroot: the package of SUITE in a clean chroot of SUITE (mmdebstrap, cached in build/chroot/SUITE): t/ with that suite's /usr/sbin/nginx, then test-deb inside it; in the network namespace NETNS if set
+test-deb-chroot: deb
+	scripts/install-deps.sh deb
+	SUITE=$(SUITE) NETNS=$(NETNS) scripts/test-deb-chroot.sh
+
+## test-deb-suites: make deb and test-deb-chroot for trixie (nginx 1.26.3) and sid (nginx 1.30.6)
+test-deb-suites:
+	$(MAKE) test-deb-chroot SUITE=trixie
+	$(MAKE) test-deb-chroot SUITE=sid
 
 ## test-add-dynamic-module: nginx's own build (./configure --add-dynamic-module) of a fresh 1.28.3 tree; load, request, t/
 test-add-dynamic-module:

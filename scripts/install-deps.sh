@@ -18,7 +18,7 @@ for group in "$@"; do
         e2e) packages="$packages docker-registry skopeo" ;;
         bench) packages="$packages wrk valgrind iproute2 procps" ;;
         debian) packages="$packages nginx nginx-dev" ;;
-        deb) packages="$packages lintian debhelper dpkg-dev nginx-dev" ;;
+        deb) packages="$packages lintian debhelper dpkg-dev nginx-dev mmdebstrap" ;;
         *) echo "install-deps: unknown group \"$group\"" >&2; exit 2 ;;
     esac
 done

@@ -68,23 +68,24 @@ unsafe fn header_filter_own_error(r: *mut ngx_http_request_t) -> ngx_int_t {
     if let (Serving::Due { failure }, Some(kept)) = (passed_on.serving, passed_on.kept()) {
         // SAFETY: a valid request; the only other live reference, `passed_on`, is to the
         // context in its pool, not into the request.
-        let rr = unsafe { &mut *r };
+        let request = unsafe { &mut *r };
         // Only nginx's own page for that failure, not some other response.
-        if rr.headers_out.status == failure as ngx_uint_t {
-            if set_headers_as_upstream_answer(rr, kept).is_err() {
+        if request.headers_out.status == failure as ngx_uint_t {
+            if set_headers_as_upstream_answer(request, kept).is_err() {
                 return NGX_ERROR as ngx_int_t;
             }
             passed_on.serving = Serving::HeaderSent;
             let status = kept.status();
-            log_debug!(rr.connection, "kept answer {} sent", status);
+            log_debug!(request.connection, "kept answer {} sent", status);
             // SAFETY: the request's upstream outlives its finalization.
-            let upstream = unsafe { rr.upstream.as_ref() }.map_or(ptr::null_mut(), |u| u.upstream);
-            counters::count(rr, upstream, Family::Kept, status, ngx_str_t::empty());
+            let upstream =
+                unsafe { request.upstream.as_ref() }.map_or(ptr::null_mut(), |u| u.upstream);
+            counters::count(request, upstream, Family::Kept, status, ngx_str_t::empty());
             let (without_body, why) = kept
                 .dropped
                 .map_or(("", ""), |why| (" without its body: ", why.reason()));
             log_warn!(
-                rr.connection,
+                request.connection,
                 "no later server gave an answer ({}), sending the {} answered by \"{}\"{}{}",
                 failure,
                 status,
@@ -94,7 +95,7 @@ unsafe fn header_filter_own_error(r: *mut ngx_http_request_t) -> ngx_int_t {
             );
         }
     }
-    // SAFETY: passing on the valid request the caller gave; `rr` is no longer used.
+    // SAFETY: passing on the valid request the caller gave; `request` is no longer used.
     unsafe { next_header_filter(r) }
 }
 

@@ -113,9 +113,9 @@ unsafe extern "C" fn init_peer_with_pass_on(
     }
     // SAFETY: a valid request; the original peer.init has returned, no other reference
     // into it is live.
-    let rr = unsafe { &mut *r };
-    match Module::location_conf(rr).and_then(LocConf::pass_on_rule) {
-        Some(rule) => hook_request(rr, rule),
+    let request = unsafe { &mut *r };
+    match Module::location_conf(request).and_then(LocConf::pass_on_rule) {
+        Some(rule) => hook_request(request, rule),
         None => rc,
     }
 }
@@ -188,13 +188,13 @@ unsafe extern "C" fn process_header_with_pass_on(r: *mut ngx_http_request_t) -> 
         }
     }
     // SAFETY: `r->upstream` is valid during upstream processing.
-    let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
+    let (request, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
     let rule = ctx.rule;
     // The common answer is not listed: decided here, the rest out of line.
     if ctx.awaiting_body || rule.statuses.contains(u.headers_in.status_n) {
-        return consider_passing_on(rr, u, ctx, rule);
+        return consider_passing_on(request, u, ctx, rule);
     }
-    trace_verdict(rr, u, Verdict::NotListed);
+    trace_verdict(request, u, Verdict::NotListed);
     answered_by_server(ctx);
     NGX_OK as ngx_int_t
 }
@@ -525,8 +525,8 @@ unsafe extern "C" fn reinit_request_with_pass_on(r: *mut ngx_http_request_t) -> 
         return NGX_ERROR as ngx_int_t;
     };
     // SAFETY: `r->upstream` is valid during upstream processing.
-    let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
-    restore(rr, u, ctx);
+    let (request, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
+    restore(request, u, ctx);
     // A new attempt: its server has not answered yet.
     ctx.awaiting_body = false;
     if let Some(passed_on) = ctx.passed_on() {
@@ -571,35 +571,39 @@ unsafe extern "C" fn finalize_request_with_pass_on(r: *mut ngx_http_request_t, r
         return;
     };
     // SAFETY: `r->upstream` is valid until the upstream is finalized, which is now.
-    let (rr, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
-    restore(rr, u, ctx);
+    let (request, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
+    restore(request, u, ctx);
     // The wrapper is installed when the first pass is staged, beside the saved original.
     let Some(passed_on) = ctx.passed_on() else {
         log_alert!(
-            rr.connection,
+            request.connection,
             "finalize_request wrapped, but no pass on staged"
         );
         return;
     };
     // SAFETY: the request's connection is valid while the request is.
-    let client_gone = bitfields::connection_error(unsafe { &*rr.connection });
+    let client_gone = bitfields::connection_error(unsafe { &*request.connection });
     if passed_on.kept.is_some()
         && !client_gone
         && kept_answer::replaces_failure(rc, bitfields::header_sent(u), passed_on.server_answered)
     {
         passed_on.serving = Serving::Due { failure: rc };
-        log_debug!(rr.connection, "request ends with {}: kept answer due", rc);
+        log_debug!(
+            request.connection,
+            "request ends with {}: kept answer due",
+            rc
+        );
         // nginx must not store its own 502/504 for a request whose client got the kept
         // answer (`proxy_cache_valid` for errors).
         bitfields::set_uncacheable(u);
         // The client is to get the kept answer, as if the server had just sent it, so an
         // `error_page` for nginx's 502/504 does not apply (nginx's own flag for "an error
         // page is being sent" keeps it from redirecting, which would lose the context).
-        bitfields::set_error_page(rr);
+        bitfields::set_error_page(request);
     }
     if passed_on.serving == Serving::No {
         log_debug!(
-            rr.connection,
+            request.connection,
             "request ends with {}: answer not sent, {}",
             rc,
             if passed_on.kept.is_none() {

@@ -39,8 +39,8 @@ pub struct RequestCtx {
     /// itself: status line first, then headers).
     pub process_header: RequestCallback,
     pub reinit_request: RequestCallback,
-    /// Made the first time the request is passed on after a status, so that a request without one takes no
-    /// more from its pool than this small context.
+    /// Made the first time the request is passed on after a status, so that a request
+    /// without one takes no more from its pool than this small context.
     pub passed_on: *mut PassedOn,
     /// A listed answer is to be passed over once its body has arrived (see
     /// `upstream::process_header_with_pass_on`).

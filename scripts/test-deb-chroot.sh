@@ -32,7 +32,8 @@ if [ ! -x "$root/usr/sbin/nginx" ]; then
     echo "==> mmdebstrap $suite into $root"
     $sudo rm -rf "$root"
     mkdir -p "$(dirname "$root")"
-    $sudo mmdebstrap --variant=apt \
+    # Debian's registry as reached from here serves sid past its Valid-Until date.
+    $sudo mmdebstrap --variant=apt --aptopt='Acquire::Check-Valid-Until "false"' \
         --include="$(echo $packages | tr ' ' ,)" \
         "$suite" "$root" http://deb.debian.org/debian >"$repo/build/chroot/$suite.log" 2>&1 ||
         { tail -20 "$repo/build/chroot/$suite.log"; exit 1; }

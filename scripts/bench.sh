@@ -534,7 +534,7 @@ callgrind_run() {
     local kind=$1 count=$2 dir outf ir
     dir=$work/cg-$kind-$count
     outf=$work/callgrind.$kind.$count.out
-    start_front "$dir" "$kind" single valgrind --tool=callgrind --callgrind-out-file="$outf"
+    start_front "$dir" "$kind" single valgrind --tool=callgrind ${CG_EXTRA:-} --callgrind-out-file="$outf"
     if ! "${load_cpu[@]}" perl "$here/client.pl" "127.0.0.1:$front_at" / "$count" 200 >&2; then
         stop_fg || true
         die "client failed against $kind under callgrind (see $dir/logs)"

@@ -12,6 +12,7 @@
 //!   machinery, the kept answer's filters, the variables.
 
 mod bitfields;
+mod callbacks;
 mod conf;
 mod counters;
 mod ctx;

@@ -140,20 +140,32 @@ pub struct Original {
     pub init: InitPeer,
 }
 
+/// The `peer.init` the module wrapped for `upstream`, a block of `r`'s configuration: an
+/// explicit block keeps it in its srv conf, an implicit one in the main conf.
+#[inline(always)]
+pub fn original_init(
+    r: &ngx_http_request_t,
+    upstream: *const ngx_http_upstream_srv_conf_t,
+) -> Option<InitPeer> {
+    // SAFETY: `upstream` is a block of this configuration (nginx passes it to peer.init).
+    let srv_conf = unsafe { (*upstream).srv_conf };
+    if srv_conf.is_null() {
+        return Module::main_conf(r)?.implicit_original_init(upstream);
+    }
+    // SAFETY: an explicit block's srv confs hold one per http module, this module's made by
+    // its `create_srv_conf`.
+    let conf = unsafe { *srv_conf.add(Module::module().ctx_index) }.cast::<SrvConf>();
+    // SAFETY: as above; a valid `SrvConf` for the configuration's lifetime.
+    unsafe { conf.as_ref() }.and_then(|c| c.original)
+}
+
 impl MainConf {
-    /// The `peer.init` the module wrapped for `upstream`.
-    #[inline]
-    pub fn original_init(&self, upstream: *const ngx_http_upstream_srv_conf_t) -> Option<InitPeer> {
-        // SAFETY: `upstream` is a block of this configuration (nginx passes it to peer.init).
-        let srv_conf = unsafe { (*upstream).srv_conf };
-        if !srv_conf.is_null() {
-            let index = Module::module().ctx_index;
-            // SAFETY: an explicit block's srv confs hold one per http module, this module's
-            // made by its `create_srv_conf`.
-            let conf = unsafe { *srv_conf.add(index) }.cast::<SrvConf>();
-            // SAFETY: as above; a valid `SrvConf` for the configuration's lifetime.
-            return unsafe { conf.as_ref() }.and_then(|c| c.original);
-        }
+    /// The `peer.init` the module wrapped for the implicit block `upstream`.
+    #[cold]
+    fn implicit_original_init(
+        &self,
+        upstream: *const ngx_http_upstream_srv_conf_t,
+    ) -> Option<InitPeer> {
         let i = self
             .originals
             .binary_search_by_key(&upstream, |e| e.upstream)

@@ -11,11 +11,11 @@ use ngx::ffi::{
     ngx_http_upstream_t, ngx_int_t, ngx_module_t, ngx_palloc, ngx_pnalloc, ngx_str_t, ngx_uint_t,
     NGX_HTTP_HEAD, NGX_HTTP_NOT_MODIFIED, NGX_HTTP_NO_CONTENT,
 };
-use ngx::http::{HttpModule, Request};
+use ngx::http::HttpModule;
 
 use crate::http2;
-use crate::kept_answer::{Arrived, Body, Framing, KeptBody, WhyDropped};
-use crate::nginx::conf::{Module, PassOnRule};
+use crate::kept_answer::{Arrived, Body, Framing, WhyDropped};
+use crate::nginx::conf::Module;
 
 /// nginx's `ngx_int_t (*)(ngx_http_request_t *r)`: an upstream's `process_header` and
 /// `reinit_request`.
@@ -29,47 +29,22 @@ extern "C" {
     pub static ngx_http_proxy_module: ngx_module_t;
 }
 
-/// What a request whose location has the directive on keeps between the callbacks.
+/// What a request keeps between nginx's callbacks once one of its answers had a listed status
+/// that nginx can pass on: made then, so that every other request allocates nothing.
 /// `Copy`, so that it goes into the request pool without a cleanup handler (nothing to drop).
 #[derive(Clone, Copy)]
 pub struct RequestCtx {
+    /// The upstream it is about: a request that starts another one (an `error_page` to a
+    /// proxied location) starts afresh.
     pub upstream: *mut ngx_http_upstream_t,
-    pub rule: &'static PassOnRule,
-    /// The upstream module's current callbacks (the proxy module replaces `process_header`
-    /// itself: status line first, then headers).
-    pub process_header: RequestCallback,
-    pub reinit_request: RequestCallback,
-    /// Made the first time the request is passed on after a status, so that a request
-    /// without one takes no more from its pool than this small context.
-    pub passed_on: *mut PassedOn,
+    /// The upstream module's own; the wrapper restores what a staged pass changed first.
+    pub finalize_request: Option<FinalizeRequest>,
     /// A listed answer is to be passed over once its body has arrived (see
     /// `upstream::process_header_with_pass_on`).
     pub awaiting_body: bool,
-}
-
-impl PassedOn {
-    /// The kept answer: in the request pool, apart from this context, so not borrowed from it.
-    pub fn kept<'a>(&self) -> Option<&'a KeptAnswer> {
-        // SAFETY: a `KeptAnswer` in this request's pool, written whole by `capture` and not
-        // written again.
-        self.kept.map(|p| unsafe { p.as_ref() })
-    }
-}
-
-impl RequestCtx {
-    pub fn passed_on(&mut self) -> Option<&mut PassedOn> {
-        // SAFETY: null, or a `PassedOn` in this request's pool, written when it was made.
-        unsafe { self.passed_on.as_mut() }
-    }
-}
-
-/// What a request keeps once it was passed on.
-#[derive(Clone, Copy)]
-pub struct PassedOn {
-    /// The upstream module's own; the wrapper restores what a staged pass changed first.
-    pub finalize_request: Option<FinalizeRequest>,
     pub staged: Option<Staged>,
-    /// The last answer passed over, while `keep_answer` is on.
+    /// The last answer passed over, while `keep_answer` is on: in the request pool, made at
+    /// the first pass and written over by each later one (the last is what counts).
     pub kept: Option<NonNull<KeptAnswer>>,
     pub serving: Serving,
     /// How many times the request was passed on after a listed status.
@@ -78,6 +53,14 @@ pub struct PassedOn {
     /// ends the request with a 5xx, it is that answer's own (`proxy_intercept_errors`), not a
     /// failure the kept answer may replace.
     pub server_answered: bool,
+}
+
+impl RequestCtx {
+    /// The kept answer: in the request pool, apart from this context, so not borrowed from it.
+    pub fn kept<'a>(&self) -> Option<&'a KeptAnswer> {
+        // SAFETY: a `KeptAnswer` in this request's pool, written whole by `capture`.
+        self.kept.map(|p| unsafe { p.as_ref() })
+    }
 }
 
 /// Whether the kept answer replaces nginx's error page, and how far that has got.
@@ -101,7 +84,7 @@ pub struct Staged {
     pub status: ngx_uint_t,
 }
 
-/// The request's context, if the peer.init wrapper made one.
+/// The request's context, if one of its answers was passed on (or waits to be).
 ///
 /// Read by hand: `ngx::http::Request::get_module_ctx` gives only a shared reference, and the
 /// wrappers write to the context.
@@ -112,20 +95,35 @@ pub struct Staged {
 pub unsafe fn request_ctx<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut RequestCtx> {
     // SAFETY: `r->ctx` has a slot for every http module; ours holds null or a `RequestCtx`
     // from this request's pool, written by `new_request_ctx`.
-    unsafe {
-        (*(*r).ctx.add(Module::module().ctx_index))
-            .cast::<RequestCtx>()
-            .as_mut()
-    }
+    unsafe { (*ctx_slot(r)).cast::<RequestCtx>().as_mut() }
+}
+
+/// The module's slot in `r->ctx`.
+///
+/// # Safety
+/// `r` must be a valid request.
+#[inline(always)]
+unsafe fn ctx_slot(r: *mut ngx_http_request_t) -> *mut *mut c_void {
+    // SAFETY: `r->ctx` has a slot for every http module, this one's at its index.
+    unsafe { (*r).ctx.add(Module::module().ctx_index) }
 }
 
 /// Puts `ctx` in the request pool and in the module's slot of `r->ctx`; `None` without memory.
-pub fn new_request_ctx(r: &mut ngx_http_request_t, ctx: RequestCtx) -> Option<()> {
+pub fn new_request_ctx<'a>(
+    r: &mut ngx_http_request_t,
+    ctx: RequestCtx,
+) -> Option<&'a mut RequestCtx> {
     let p = pool_value(r, ctx)?;
-    // SAFETY: `ngx_http_request_t` is what `Request` wraps (a transparent wrapper).
-    let request = unsafe { Request::from_ngx_http_request(r) };
-    request.set_module_ctx(p.cast::<c_void>(), Module::module());
-    Some(())
+    // SAFETY: `r` is valid; the slot is the module's own.
+    unsafe { *ctx_slot(r) = p.cast::<c_void>() };
+    // SAFETY: just written, in the request pool.
+    Some(unsafe { &mut *p })
+}
+
+/// Forgets the context (a request starting another upstream).
+pub fn drop_request_ctx(r: &mut ngx_http_request_t) {
+    // SAFETY: `r` is valid; the slot is the module's own.
+    unsafe { *ctx_slot(r) = ptr::null_mut() };
 }
 
 /// `value` moved into the request pool (no cleanup handler: `T` is `Copy`, nothing to drop).
@@ -236,26 +234,32 @@ pub struct KeptAnswer {
 }
 
 impl KeptAnswer {
-    /// Copies the answer `u` has just parsed, with `body` of it, into the request pool (in
-    /// place: the header is a few hundred bytes, copied once). `None` if the pool is
+    /// Copies the answer `u` has just parsed, with its settled body (what of it is kept, or
+    /// why none is), into the request pool: into `reuse`, an earlier pass's, if there is one
+    /// (in place: the header is a few hundred bytes, copied once). `None` if the pool is
     /// exhausted (the request is then passed on without a kept answer, as in stock nginx).
     pub fn capture(
         r: &ngx_http_request_t,
         u: &ngx_http_upstream_t,
-        body: KeptBody,
+        body: Result<Body, WhyDropped>,
+        reuse: Option<NonNull<KeptAnswer>>,
     ) -> Option<NonNull<KeptAnswer>> {
         let (body, dropped) = match body {
-            KeptBody::Whole(body) => (pool_copy(r, body)?, None),
-            KeptBody::Dropped(why) => (ngx_str_t::empty(), Some(why)),
-            // Not given: the caller waits for the rest instead.
-            KeptBody::Incomplete => (ngx_str_t::empty(), Some(WhyDropped::TooLarge)),
+            Ok(body) => (pool_copy(r, body)?, None),
+            Err(why) => (ngx_str_t::empty(), Some(why)),
         };
-        // SAFETY: a request's pool is valid while the request is.
-        let p = unsafe { ngx_palloc(r.pool, mem::size_of::<KeptAnswer>()) }.cast::<KeptAnswer>();
-        let p = NonNull::new(p)?;
+        let p = match reuse {
+            Some(p) => p,
+            None => {
+                // SAFETY: a request's pool is valid while the request is.
+                let fresh = unsafe { ngx_palloc(r.pool, mem::size_of::<KeptAnswer>()) };
+                NonNull::new(fresh.cast::<KeptAnswer>())?
+            }
+        };
         let kept = p.as_ptr();
-        // SAFETY: `kept` is fresh, sized and aligned for a `KeptAnswer` (pool allocations are
-        // aligned to a pointer); every field is written before it is read.
+        // SAFETY: `kept` is sized and aligned for a `KeptAnswer` (pool allocations are
+        // aligned to a pointer), fresh or a forgotten earlier answer (`Copy`: nothing to
+        // drop); every field is written before it is read.
         unsafe {
             ptr::addr_of_mut!((*kept).headers_in).write(u.headers_in);
             if dropped.is_some() {

@@ -21,7 +21,7 @@ use ngx::http::{HttpModuleMainConf, NgxHttpUpstreamModule};
 use crate::metrics::Family;
 use crate::nginx::bitfields;
 use crate::nginx::counters;
-use crate::nginx::ctx::{request_ctx, KeptAnswer, RequestCtx, Serving};
+use crate::nginx::ctx::{request_ctx, KeptAnswer, Serving};
 use crate::nginx::log::{log_debug, log_warn};
 
 static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;
@@ -61,12 +61,12 @@ unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
 #[inline(never)]
 unsafe fn header_filter_own_error(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: the caller promises a valid request.
-    let Some(passed_on) = unsafe { request_ctx(r) }.and_then(RequestCtx::passed_on) else {
+    let Some(ctx) = (unsafe { request_ctx(r) }) else {
         // SAFETY: passing on the valid request the caller gave.
         return unsafe { next_header_filter(r) };
     };
-    if let (Serving::Due { failure }, Some(kept)) = (passed_on.serving, passed_on.kept()) {
-        // SAFETY: a valid request; the only other live reference, `passed_on`, is to the
+    if let (Serving::Due { failure }, Some(kept)) = (ctx.serving, ctx.kept()) {
+        // SAFETY: a valid request; the only other live reference, `ctx`, is to the
         // context in its pool, not into the request.
         let request = unsafe { &mut *r };
         // Only nginx's own page for that failure, not some other response.
@@ -74,7 +74,7 @@ unsafe fn header_filter_own_error(r: *mut ngx_http_request_t) -> ngx_int_t {
             if set_headers_as_upstream_answer(request, kept).is_err() {
                 return NGX_ERROR as ngx_int_t;
             }
-            passed_on.serving = Serving::HeaderSent;
+            ctx.serving = Serving::HeaderSent;
             let status = kept.status();
             log_debug!(request.connection, "kept answer {} sent", status);
             // SAFETY: the request's upstream outlives its finalization.
@@ -232,12 +232,12 @@ unsafe extern "C" fn body_filter(r: *mut ngx_http_request_t, input: *mut ngx_cha
 #[inline(never)]
 unsafe fn body_filter_own_error(r: *mut ngx_http_request_t, input: *mut ngx_chain_t) -> ngx_int_t {
     // SAFETY: the caller promises a valid request.
-    let passed_on = unsafe { request_ctx(r) }.and_then(RequestCtx::passed_on);
-    let input = match passed_on {
-        Some(passed_on) => match (passed_on.serving, passed_on.kept()) {
+    let ctx = unsafe { request_ctx(r) };
+    let input = match ctx {
+        Some(ctx) => match (ctx.serving, ctx.kept()) {
             (Serving::HeaderSent, Some(kept)) => {
-                passed_on.serving = Serving::BodySent;
-                // SAFETY: a valid request; `passed_on` and `kept` are in its pool's context,
+                ctx.serving = Serving::BodySent;
+                // SAFETY: a valid request; `ctx` and `kept` are in its pool's context,
                 // not inside the request.
                 match kept_body(unsafe { &mut *r }, kept) {
                     Some(chain) => chain,

@@ -1,6 +1,11 @@
 //! Log lines, prefixed with the module's short name so operators can grep for them.
 //! nginx's request log handler appends the client, request and upstream to each.
 
+use core::fmt;
+use core::mem::MaybeUninit;
+
+use ngx::ffi::{ngx_log_t, ngx_uint_t};
+
 /// Logs at `info` to a connection's log: routine events, such as a request passed on after a status.
 macro_rules! log_info {
     ($connection:expr, $($arg:tt)+) => {
@@ -31,11 +36,15 @@ macro_rules! log_debug {
             // SAFETY: a request's connection and its log are valid while the request is
             // processed.
             let log = unsafe { (*connection).log };
-            ::ngx::ngx_log_debug_mask!(
-                DebugMask::Http,
-                log,
-                concat!("next_upstream_status: ", $fmt) $($arg)*
-            );
+            // SAFETY: as above.
+            let level = unsafe { (*log).log_level };
+            if level & ::ngx::ffi::NGX_LOG_DEBUG_HTTP as ::ngx::ffi::ngx_uint_t != 0 {
+                $crate::nginx::log::write_line(
+                    ::ngx::ffi::NGX_LOG_DEBUG as ::ngx::ffi::ngx_uint_t,
+                    log,
+                    format_args!(concat!("next_upstream_status: ", $fmt) $($arg)*),
+                );
+            }
         }
     }};
 }
@@ -45,8 +54,27 @@ macro_rules! log {
         let connection: *mut ::ngx::ffi::ngx_connection_t = $connection;
         // SAFETY: a request's connection and its log are valid while the request is processed.
         let log = unsafe { (*connection).log };
-        ::ngx::ngx_log_error!($level, log, concat!("next_upstream_status: ", $fmt) $($arg)*);
+        let level = $level as ::ngx::ffi::ngx_uint_t;
+        // SAFETY: as above.
+        if level <= unsafe { (*log).log_level } {
+            $crate::nginx::log::write_line(
+                level,
+                log,
+                format_args!(concat!("next_upstream_status: ", $fmt) $($arg)*),
+            );
+        }
     }};
+}
+
+/// Formats and writes one line the caller's level test let through. Out of line, so that the
+/// callers, some on every request, test a level without making room for a line.
+#[cold]
+#[inline(never)]
+pub fn write_line(level: ngx_uint_t, log: *mut ngx_log_t, args: fmt::Arguments) {
+    let mut buf = [const { MaybeUninit::<u8>::uninit() }; ngx::log::LOG_BUFFER_SIZE];
+    let line = ngx::log::write_fmt(&mut buf, args);
+    // SAFETY: `log` is a valid log (the callers' connection's); `line` is the formatted text.
+    unsafe { ngx::log::log_error(level, log, 0, line) };
 }
 
 pub(crate) use {log, log_alert, log_debug, log_info, log_warn};

@@ -7,7 +7,7 @@
 //! 1. At configuration time every upstream block's `peer.init` is wrapped (which composes with
 //!    whatever balancer set it: round robin, keepalive, hash, ...).
 //! 2. Per request, in a location where the directive is on, the wrapper wraps the upstream's
-//!    `process_header` and `reinit_request`.
+//!    `process_header` and `reinit_request` (one wrapper per original: see `originals.rs`).
 //! 3. When a parsed response has a listed status and nginx would be able to pass it on, the
 //!    status is shown to nginx as 404 and `u->conf` is pointed at a copy of the location's
 //!    configuration that has `http_404` in `next_upstream` (made once per worker). nginx then
@@ -42,11 +42,14 @@ use crate::http2;
 use crate::kept_answer::{self, body_to_keep, Framing, KeptBody};
 use crate::metrics::Family;
 use crate::nginx::bitfields;
-use crate::nginx::conf::{LocConf, Module, Original, PassOnRule, SetupError, SrvConf};
+use crate::nginx::callbacks::{Callbacks, NoSlot};
+use crate::nginx::conf::{
+    original_init, LocConf, Module, Original, PassOnRule, SetupError, SrvConf,
+};
 use crate::nginx::counters;
 use crate::nginx::ctx::{
-    arrived, framing, new_request_ctx, ngx_http_proxy_module, peer_name, pool_value, request_ctx,
-    KeptAnswer, PassedOn, RequestCallback, RequestCtx, Serving, Staged,
+    arrived, drop_request_ctx, framing, new_request_ctx, ngx_http_proxy_module, peer_name,
+    request_ctx, KeptAnswer, RequestCallback, RequestCtx, Serving, Staged,
 };
 use crate::nginx::log::{log_alert, log_debug, log_info};
 
@@ -91,41 +94,33 @@ pub unsafe fn wrap_upstream_blocks(cf: *mut ngx_conf_t) -> Result<(), SetupError
     Ok(())
 }
 
-/// Wraps an upstream block's `peer.init`: runs it, then hooks the request in if its location
-/// has the directive on.
+/// Wraps an upstream block's `peer.init`: hooks the request in if its location has the
+/// directive on, then runs the block's own. (Hooking first lets the original be the last call:
+/// if it fails, nginx ends the request, and the wrappers are never called.)
 unsafe extern "C" fn init_peer_with_pass_on(
     r: *mut ngx_http_request_t,
     us: *mut ngx_http_upstream_srv_conf_t,
 ) -> ngx_int_t {
-    // SAFETY: nginx calls peer.init with a valid request whose main conf is this http block's.
-    let Some(original) = Module::main_conf(unsafe { &*r }).and_then(|mcf| mcf.original_init(us))
-    else {
-        // SAFETY: a valid request (nginx's), read once for its connection.
-        let connection = unsafe { (*r).connection };
-        log_alert!(connection, "peer.init of upstream block not found");
+    // SAFETY: nginx calls peer.init with a valid request whose configuration holds `us`, and
+    // `r->upstream` set up by the upstream module (its callbacks and conf).
+    let request = unsafe { &mut *r };
+    let Some(original) = original_init(request, us) else {
+        log_alert!(request.connection, "peer.init of upstream block not found");
         return NGX_ERROR as ngx_int_t;
     };
-    // SAFETY: calling the block's own peer.init with the arguments nginx gave us; no
-    // reference into the request is held across the call, which writes to it.
-    let rc = unsafe { original(r, us) };
-    if rc != NGX_OK as ngx_int_t {
-        return rc;
+    if Module::location_conf(request).is_some_and(|lcf| lcf.pass_on_rule().is_some()) {
+        hook_request(request);
     }
-    // SAFETY: a valid request; the original peer.init has returned, no other reference
-    // into it is live.
-    let request = unsafe { &mut *r };
-    match Module::location_conf(request).and_then(LocConf::pass_on_rule) {
-        Some(rule) => hook_request(request, rule),
-        None => rc,
-    }
+    // SAFETY: the block's own peer.init, with the arguments nginx gave us; `request` is no
+    // longer used.
+    unsafe { original(r, us) }
 }
 
 /// Puts the wrappers in front of the request's `process_header` and `reinit_request`, for a
-/// `proxy_pass` request in a location with the directive on. Out of line: a location without
-/// the directive pays only for the check above.
-#[inline(never)]
-fn hook_request(r: &mut ngx_http_request_t, rule: &'static PassOnRule) -> ngx_int_t {
-    const OK: ngx_int_t = NGX_OK as ngx_int_t;
+/// `proxy_pass` request. Allocates nothing: a request gets a context only once an answer of
+/// it is passed on.
+#[inline(always)]
+fn hook_request(r: &mut ngx_http_request_t) {
     // SAFETY: peer.init is called from ngx_http_upstream_init_request, with r->upstream set.
     let u = unsafe { &mut *r.upstream };
     // SAFETY: the proxy module is in every nginx this module loads into (it is needed to
@@ -133,77 +128,149 @@ fn hook_request(r: &mut ngx_http_request_t, rule: &'static PassOnRule) -> ngx_in
     let proxy_conf =
         unsafe { r.http_location_conf_unchecked::<c_void>(&*ptr::addr_of!(ngx_http_proxy_module)) }
             .map_or(ptr::null_mut(), NonNull::as_ptr);
-    // SAFETY: `r` is valid. A context for this same upstream means the callbacks are wrapped
-    // already; wrapping them twice would make the wrapper call itself.
-    let wrapped = unsafe { request_ctx(r) }.is_some_and(|ctx| ctx.upstream == r.upstream);
-    if u.conf.cast::<c_void>() != proxy_conf || wrapped {
-        return OK;
+    if u.conf.cast::<c_void>() != proxy_conf {
+        return;
+    }
+    // SAFETY: `r` is valid; no other reference to its context is live.
+    if unsafe { request_ctx(r) }.is_some_and(|ctx| ctx.upstream != r.upstream) {
+        drop_request_ctx(r);
     }
     let (Some(process_header), Some(reinit_request)) = (u.process_header, u.reinit_request) else {
-        return OK;
+        return;
     };
-    let ctx = RequestCtx {
-        upstream: r.upstream,
-        rule,
-        process_header,
-        reinit_request,
-        passed_on: ptr::null_mut(),
-        awaiting_body: false,
+    let process_header = match PROCESS_HEADER.wrapper_for(process_header) {
+        Ok(wrapper) => wrapper,
+        Err(why) => return not_hooked(r, why),
     };
-    if new_request_ctx(r, ctx).is_none() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    u.process_header = Some(process_header_with_pass_on);
-    u.reinit_request = Some(reinit_request_with_pass_on);
+    let reinit_request = match REINIT_REQUEST.wrapper_for(reinit_request) {
+        Ok(wrapper) => wrapper,
+        Err(why) => return not_hooked(r, why),
+    };
+    u.process_header = Some(process_header);
+    u.reinit_request = Some(reinit_request);
     log_debug!(r.connection, "hooked request, upstream \"{}\"", {
         // SAFETY: a request's upstream block is in the configuration.
         unsafe { u.upstream.as_ref() }.map_or(ngx_str_t::empty(), |us| us.host)
     });
-    OK
 }
 
-/// The context is made in peer.init and lives as long as the request; finding none would
-/// mean `r->ctx` was reset under a live upstream, which nginx does not do.
-fn lost_context(r: *mut ngx_http_request_t, callback: &str) {
-    // SAFETY: the wrappers are called by nginx with a valid request.
-    let connection = unsafe { (*r).connection };
-    log_alert!(connection, "lost request context in {}", callback);
+/// Peer.init ran again for an upstream already hooked, or (which must not happen) the table
+/// has no slot left.
+#[cold]
+fn not_hooked(r: &ngx_http_request_t, why: NoSlot) {
+    if why == NoSlot::Full {
+        log_alert!(
+            r.connection,
+            "too many upstream callbacks, request not hooked"
+        );
+    }
 }
 
-/// Runs the upstream module's `process_header`, then decides on a complete header. A listed
-/// answer that is to be passed over and kept waits for its body first (see
+/// The upstream module's `process_header`s and `reinit_request`s met by this worker, and the
+/// wrapper of each.
+static PROCESS_HEADER: Callbacks = Callbacks::new([
+    process_header_via::<0>,
+    process_header_via::<1>,
+    process_header_via::<2>,
+    process_header_via::<3>,
+]);
+static REINIT_REQUEST: Callbacks = Callbacks::new([
+    reinit_request_via::<0>,
+    reinit_request_via::<1>,
+    reinit_request_via::<2>,
+    reinit_request_via::<3>,
+]);
+
+/// Runs the upstream module's `process_header` at `SLOT`, then decides on a complete header.
+/// A listed answer that is to be passed over and kept waits for its body first (see
 /// [`consider_passing_on`]): until it is whole, nginx is told the header is incomplete, reads on
 /// into the same buffer and calls this again, which then only looks at the body.
-unsafe extern "C" fn process_header_with_pass_on(r: *mut ngx_http_request_t) -> ngx_int_t {
+unsafe extern "C" fn process_header_via<const SLOT: usize>(
+    r: *mut ngx_http_request_t,
+) -> ngx_int_t {
     // SAFETY: nginx calls this with a valid request in upstream processing.
-    let Some(ctx) = (unsafe { request_ctx(r) }) else {
-        lost_context(r, "process_header");
-        return NGX_ERROR as ngx_int_t;
-    };
-    if !ctx.awaiting_body {
-        // SAFETY: the saved original, called with the request nginx gave us.
-        let rc = unsafe { with_own_parser(r, ctx, ctx.process_header) };
+    let ctx = unsafe { request_ctx(r) }.map(|ctx| ptr::from_mut(ctx));
+    // SAFETY: null or the request's context, which no other reference reaches now.
+    let awaiting_body = ctx.is_some_and(|ctx| unsafe { (*ctx).awaiting_body });
+    if !awaiting_body {
+        // SAFETY: `r->upstream` is valid during upstream processing, and reached through a
+        // raw pointer only: the original writes `u->process_header` itself (the proxy module
+        // moves from its status-line parser to its header parser inside this call).
+        let rc = unsafe {
+            let u = (*r).upstream;
+            let original = PROCESS_HEADER.original::<SLOT>();
+            (*u).process_header = Some(original);
+            let rc = original(r);
+            rewrap_process_header(u);
+            rc
+        };
         if rc != NGX_OK as ngx_int_t {
             return rc;
         }
     }
-    // SAFETY: `r->upstream` is valid during upstream processing.
+    // SAFETY: `r->upstream` is valid during upstream processing; the original has returned.
     let (request, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
-    let rule = ctx.rule;
+    // The hook was made for a location with a rule, which a request keeps with its upstream.
+    let Some(rule) = Module::location_conf(request).and_then(LocConf::pass_on_rule) else {
+        return NGX_OK as ngx_int_t;
+    };
     // The common answer is not listed: decided here, the rest out of line.
-    if ctx.awaiting_body || rule.statuses.contains(u.headers_in.status_n) {
-        return consider_passing_on(request, u, ctx, rule);
+    if awaiting_body || rule.statuses.contains(u.headers_in.status_n) {
+        return consider_passing_on(request, u, rule);
     }
     trace_verdict(request, u, Verdict::NotListed);
-    answered_by_server(ctx);
+    if let Some(ctx) = ctx {
+        // SAFETY: as above.
+        answered_by_server(unsafe { &mut *ctx });
+    }
     NGX_OK as ngx_int_t
 }
 
-/// The current server's answer goes to nginx as it is (see [`PassedOn::server_answered`]).
-fn answered_by_server(ctx: &mut RequestCtx) {
-    if let Some(passed_on) = ctx.passed_on() {
-        passed_on.server_answered = true;
+unsafe extern "C" fn reinit_request_via<const SLOT: usize>(
+    r: *mut ngx_http_request_t,
+) -> ngx_int_t {
+    // SAFETY: nginx calls this with a valid request in upstream processing; the original at
+    // `SLOT` is the upstream module's `reinit_request`.
+    unsafe { reinit_request_with_pass_on(r, REINIT_REQUEST.original::<SLOT>()) }
+}
+
+/// Puts a wrapper in front of the `process_header` the upstream module has left in `u`, unless
+/// it is a wrapper already.
+///
+/// # Safety
+/// `u` must be a valid upstream, reached through no live reference.
+#[inline(always)]
+unsafe fn rewrap_process_header(u: *mut ngx_http_upstream_t) {
+    // SAFETY: as the caller promises.
+    let Some(current) = (unsafe { (*u).process_header }) else {
+        return;
+    };
+    match PROCESS_HEADER.wrapper_for(current) {
+        // SAFETY: as above.
+        Ok(wrapper) => unsafe { (*u).process_header = Some(wrapper) },
+        Err(NoSlot::Wrapper) => {}
+        // SAFETY: as above.
+        Err(NoSlot::Full) => unsafe { parser_not_wrapped(u) },
     }
+}
+
+/// # Safety
+/// `u` must be a valid upstream.
+#[cold]
+unsafe fn parser_not_wrapped(u: *mut ngx_http_upstream_t) {
+    // SAFETY: as the caller promises; the peer's log is the request's while it is in use.
+    let log = unsafe { (*u).peer.log };
+    ngx::ngx_log_error!(
+        ngx::ffi::NGX_LOG_ALERT,
+        log,
+        "next_upstream_status: too many upstream callbacks, answer not looked at"
+    );
+}
+
+/// The current server's answer goes to nginx as it is (see [`RequestCtx::server_answered`]).
+fn answered_by_server(ctx: &mut RequestCtx) {
+    ctx.awaiting_body = false;
+    ctx.server_answered = true;
 }
 
 /// The status seen and what was decided, in one debug line.
@@ -224,16 +291,18 @@ fn trace_verdict(r: &ngx_http_request_t, u: &ngx_http_upstream_t, verdict: Verdi
 fn consider_passing_on(
     r: &mut ngx_http_request_t,
     u: &mut ngx_http_upstream_t,
-    ctx: &mut RequestCtx,
     rule: &PassOnRule,
 ) -> ngx_int_t {
     // Asked again after each read while waiting: the time allowed may have run out.
     let verdict = decision::verdict(&rule.statuses, &attempt(r, u, rule));
     trace_verdict(r, u, verdict);
     if verdict != Verdict::PassOn {
-        ctx.awaiting_body = false;
-        answered_by_server(ctx);
-        let passed = ctx.passed_on().map_or(0, |passed_on| passed_on.passed);
+        // SAFETY: a valid request; no other reference to its context is live.
+        let ctx = unsafe { request_ctx(r) };
+        let passed = ctx.map_or(0, |ctx| {
+            answered_by_server(ctx);
+            ctx.passed
+        });
         if decision::exhausted(verdict, passed, earlier_attempts(r, u)) {
             log_debug!(r.connection, "every server tried answered a listed status");
             let status = u.headers_in.status_n;
@@ -241,18 +310,54 @@ fn consider_passing_on(
         }
         return NGX_OK as ngx_int_t;
     }
+    // Without memory, nginx handles the response as it would without the module.
+    let Some(ctx) = request_ctx_made(r, u) else {
+        return NGX_OK as ngx_int_t;
+    };
     let kept = match answer_to_keep(r, u, rule) {
         Ok(KeptBody::Incomplete) => {
             ctx.awaiting_body = true;
             log_debug!(r.connection, "waiting for the rest of the answer's body");
             return NGX_AGAIN as ngx_int_t;
         }
-        Ok(body) => KeptAnswer::capture(r, u, body).ok_or("out of memory"),
+        Ok(KeptBody::Whole(body)) => {
+            KeptAnswer::capture(r, u, Ok(body), ctx.kept).ok_or("out of memory")
+        }
+        Ok(KeptBody::Dropped(why)) => {
+            KeptAnswer::capture(r, u, Err(why), ctx.kept).ok_or("out of memory")
+        }
         Err(why) => Err(why),
     };
     ctx.awaiting_body = false;
-    stage_pass_on(r, u, ctx, kept);
+    stage_pass_on(r, u, ctx, rule, kept);
     NGX_OK as ngx_int_t
+}
+
+/// The request's context, made (with the finalize wrapper it needs) the first time one of its
+/// answers is to be passed on. `None` without memory.
+fn request_ctx_made<'a>(
+    r: &mut ngx_http_request_t,
+    u: &mut ngx_http_upstream_t,
+) -> Option<&'a mut RequestCtx> {
+    // SAFETY: a valid request; no other reference to its context is live.
+    if let Some(ctx) = unsafe { request_ctx(r) } {
+        return Some(ctx);
+    }
+    let ctx = new_request_ctx(
+        r,
+        RequestCtx {
+            upstream: r.upstream,
+            finalize_request: u.finalize_request,
+            awaiting_body: false,
+            staged: None,
+            kept: None,
+            serving: Serving::No,
+            passed: 0,
+            server_answered: false,
+        },
+    )?;
+    u.finalize_request = Some(finalize_request_with_pass_on);
+    Some(ctx)
 }
 
 /// Whether the answer is kept and what of its body, or why it is not kept.
@@ -292,39 +397,6 @@ fn earlier_attempts(r: &ngx_http_request_t, u: &ngx_http_upstream_t) -> usize {
         .rev()
         .take_while(|state| !state.peer.is_null())
         .count()
-}
-
-/// Runs one of the upstream module's own callbacks with its own parser in `process_header`:
-/// the proxy module moves from its status-line parser to its header parser inside that call,
-/// and back in `reinit_request`. Afterwards whatever parser is there is saved and the wrapper
-/// put back in front. (No function-pointer comparisons: addresses of functions are not
-/// guaranteed unique.)
-///
-/// The upstream is reached through a raw pointer only: the callback writes
-/// `u->process_header` itself, behind any Rust reference, so the caller must hold none into
-/// the request or its upstream across this call.
-///
-/// # Safety
-/// `callback` must be the upstream module's callback for the valid request `r`.
-unsafe fn with_own_parser(
-    r: *mut ngx_http_request_t,
-    ctx: &mut RequestCtx,
-    callback: RequestCallback,
-) -> ngx_int_t {
-    // SAFETY: `r->upstream` is valid during upstream processing.
-    let u = unsafe { (*r).upstream };
-    // SAFETY: `u` is valid as just said and only reached through the raw pointer, so the
-    // callback's own writes to it invalidate no reference; `callback` as the caller
-    // promises.
-    unsafe {
-        (*u).process_header = Some(ctx.process_header);
-        let rc = callback(r);
-        if let Some(current) = (*u).process_header {
-            ctx.process_header = current;
-        }
-        (*u).process_header = Some(process_header_with_pass_on);
-        rc
-    }
 }
 
 /// The facts `ngx_http_upstream_test_next()` looks at, read the way it reads them.
@@ -392,29 +464,12 @@ fn stage_pass_on(
     r: &mut ngx_http_request_t,
     u: &mut ngx_http_upstream_t,
     ctx: &mut RequestCtx,
+    rule: &PassOnRule,
     kept: Result<NonNull<KeptAnswer>, &'static str>,
 ) {
     // Without memory, nginx handles the response as it would without the module.
-    let Some(conf_passing_404) = conf_passing_404(r, u.conf, ctx.rule) else {
-        answered_by_server(ctx);
-        return;
-    };
-    if ctx.passed_on.is_null() {
-        let passed_on = PassedOn {
-            finalize_request: u.finalize_request,
-            staged: None,
-            kept: None,
-            serving: Serving::No,
-            passed: 0,
-            server_answered: false,
-        };
-        let Some(p) = pool_value(r, passed_on) else {
-            return;
-        };
-        ctx.passed_on = p;
-        u.finalize_request = Some(finalize_request_with_pass_on);
-    }
-    let Some(passed_on) = ctx.passed_on() else {
+    let Some(conf_passing_404) = conf_passing_404(r, u.conf, rule) else {
+        ctx.server_answered = true;
         return;
     };
 
@@ -429,15 +484,15 @@ fn stage_pass_on(
     match kept {
         Ok(kept) => {
             log_debug!(r.connection, "answer kept");
-            passed_on.kept = Some(kept);
+            ctx.kept = Some(kept);
         }
         Err(why) => {
             log_debug!(r.connection, "answer not kept: {}", why);
-            passed_on.kept = None;
+            ctx.kept = None;
         }
     }
-    passed_on.passed += 1;
-    passed_on.staged = Some(Staged {
+    ctx.passed += 1;
+    ctx.staged = Some(Staged {
         conf: u.conf,
         state: state_index(r, u),
         status,
@@ -498,10 +553,7 @@ fn state_index(r: &ngx_http_request_t, u: &ngx_http_upstream_t) -> usize {
 /// Puts back what a staged pass changed: the real configuration, and the real status in
 /// `$upstream_status` (nginx wrote the 404 it was shown).
 fn restore(r: &mut ngx_http_request_t, u: &mut ngx_http_upstream_t, ctx: &mut RequestCtx) {
-    let Some(staged) = ctx
-        .passed_on()
-        .and_then(|passed_on| passed_on.staged.take())
-    else {
+    let Some(staged) = ctx.staged.take() else {
         return;
     };
     u.conf = staged.conf;
@@ -518,25 +570,37 @@ fn restore(r: &mut ngx_http_request_t, u: &mut ngx_http_upstream_t, ctx: &mut Re
     );
 }
 
-unsafe extern "C" fn reinit_request_with_pass_on(r: *mut ngx_http_request_t) -> ngx_int_t {
-    // SAFETY: nginx calls this with a valid request in upstream processing.
-    let Some(ctx) = (unsafe { request_ctx(r) }) else {
-        lost_context(r, "reinit_request");
-        return NGX_ERROR as ngx_int_t;
-    };
+/// Runs the upstream module's `reinit_request`, `original`, before the next attempt, with
+/// what a staged pass changed put back first.
+///
+/// # Safety
+/// `r` must be a valid request in upstream processing, `original` its upstream module's.
+#[inline(always)]
+unsafe fn reinit_request_with_pass_on(
+    r: *mut ngx_http_request_t,
+    original: RequestCallback,
+) -> ngx_int_t {
     // SAFETY: `r->upstream` is valid during upstream processing.
     let (request, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
-    restore(request, u, ctx);
-    // A new attempt: its server has not answered yet.
-    ctx.awaiting_body = false;
-    if let Some(passed_on) = ctx.passed_on() {
-        passed_on.server_answered = false;
+    // SAFETY: a valid request; no other reference to its context is live.
+    if let Some(ctx) = unsafe { request_ctx(r) } {
+        restore(request, u, ctx);
+        // A new attempt: its server has not answered yet.
+        ctx.awaiting_body = false;
+        ctx.server_answered = false;
     }
     if framing(u) == Framing::Http2 {
         renumber_http2_request(u);
     }
-    // SAFETY: the saved original, called with the request nginx gave us.
-    unsafe { with_own_parser(r, ctx, ctx.reinit_request) }
+    // SAFETY: the original, called with the request nginx gave us; `u` is reached through the
+    // raw pointer again, as the original writes `u->process_header` (the proxy module starts
+    // over with its status-line parser).
+    unsafe {
+        let u = (*r).upstream;
+        let rc = original(r);
+        rewrap_process_header(u);
+        rc
+    }
 }
 
 /// Before the next try over HTTP/2 (after a listed status, an error, or the extra try nginx
@@ -565,29 +629,27 @@ fn renumber_http2_request(u: &mut ngx_http_upstream_t) {
 }
 
 unsafe extern "C" fn finalize_request_with_pass_on(r: *mut ngx_http_request_t, rc: ngx_int_t) {
-    // SAFETY: nginx calls this with a valid request in upstream processing.
+    // SAFETY: nginx calls this with a valid request in upstream processing; the wrapper is
+    // installed with the context, which holds the original.
     let Some(ctx) = (unsafe { request_ctx(r) }) else {
-        lost_context(r, "finalize_request");
+        // SAFETY: as above.
+        let connection = unsafe { (*r).connection };
+        log_alert!(
+            connection,
+            "finalize_request wrapped, but no request context"
+        );
         return;
     };
     // SAFETY: `r->upstream` is valid until the upstream is finalized, which is now.
     let (request, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
     restore(request, u, ctx);
-    // The wrapper is installed when the first pass is staged, beside the saved original.
-    let Some(passed_on) = ctx.passed_on() else {
-        log_alert!(
-            request.connection,
-            "finalize_request wrapped, but no pass on staged"
-        );
-        return;
-    };
     // SAFETY: the request's connection is valid while the request is.
     let client_gone = bitfields::connection_error(unsafe { &*request.connection });
-    if passed_on.kept.is_some()
+    if ctx.kept.is_some()
         && !client_gone
-        && kept_answer::replaces_failure(rc, bitfields::header_sent(u), passed_on.server_answered)
+        && kept_answer::replaces_failure(rc, bitfields::header_sent(u), ctx.server_answered)
     {
-        passed_on.serving = Serving::Due { failure: rc };
+        ctx.serving = Serving::Due { failure: rc };
         log_debug!(
             request.connection,
             "request ends with {}: kept answer due",
@@ -601,23 +663,23 @@ unsafe extern "C" fn finalize_request_with_pass_on(r: *mut ngx_http_request_t, r
         // page is being sent" keeps it from redirecting, which would lose the context).
         bitfields::set_error_page(request);
     }
-    if passed_on.serving == Serving::No {
+    if ctx.serving == Serving::No {
         log_debug!(
             request.connection,
             "request ends with {}: answer not sent, {}",
             rc,
-            if passed_on.kept.is_none() {
+            if ctx.kept.is_none() {
                 "none kept"
             } else if client_gone {
                 "client gone"
-            } else if passed_on.server_answered {
+            } else if ctx.server_answered {
                 "the server's own answer"
             } else {
                 "not nginx's own error before the header"
             }
         );
     }
-    if let Some(original) = passed_on.finalize_request {
+    if let Some(original) = ctx.finalize_request {
         // SAFETY: calling the saved original with the arguments nginx gave us.
         unsafe { original(r, rc) };
     }

@@ -17,7 +17,7 @@ use ngx::ffi::{
 use ngx::ngx_string;
 
 use crate::nginx::bitfields;
-use crate::nginx::ctx::{request_ctx, KeptAnswer, PassedOn, RequestCtx, Serving};
+use crate::nginx::ctx::{request_ctx, KeptAnswer, RequestCtx, Serving};
 
 type GetVariable = unsafe extern "C" fn(
     *mut ngx_http_request_t,
@@ -51,9 +51,9 @@ pub unsafe fn add_variables(cf: *mut ngx_conf_t) -> ngx_int_t {
 }
 
 /// The request's counts, if it was ever passed on.
-fn passed_on<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut PassedOn> {
+fn ctx<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut RequestCtx> {
     // SAFETY: nginx evaluates variables with a valid request.
-    unsafe { request_ctx(r) }.and_then(RequestCtx::passed_on)
+    unsafe { request_ctx(r) }
 }
 
 /// Sets `v` to `digits` (in the request pool); an empty value if `digits` is empty.
@@ -82,7 +82,7 @@ unsafe extern "C" fn passed_variable(
     v: *mut ngx_http_variable_value_t,
     _data: usize,
 ) -> ngx_int_t {
-    let passed = passed_on(r).map_or(0, |passed_on| passed_on.passed);
+    let passed = ctx(r).map_or(0, |ctx| ctx.passed);
     set_value(r, v, passed.to_string().as_bytes())
 }
 
@@ -92,8 +92,8 @@ unsafe extern "C" fn kept_variable(
     v: *mut ngx_http_variable_value_t,
     _data: usize,
 ) -> ngx_int_t {
-    let status = passed_on(r).and_then(|passed_on| match passed_on.serving {
-        Serving::HeaderSent | Serving::BodySent => passed_on.kept().map(KeptAnswer::status),
+    let status = ctx(r).and_then(|ctx| match ctx.serving {
+        Serving::HeaderSent | Serving::BodySent => ctx.kept().map(KeptAnswer::status),
         _ => None,
     });
     match status {

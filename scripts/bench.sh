@@ -37,6 +37,8 @@
 #   --module PATH         module (default build/modules/ngx_http_next_upstream_status_module.so)
 #   --keep                keep the working directory (configurations, logs, callgrind files)
 #   --out FILE            also write the report (markdown) to FILE
+# Environment: CALLGRIND_OPTIONS, more valgrind options for the callgrind runs (with --keep:
+#   "--dump-instr=yes" gives counts per instruction, for a look at the machine code).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -220,7 +222,8 @@ upstream_servers() {
 upstream_keepalive=$((conns * 8))
 
 # front_conf DIR PORT KIND MODE
-#   KIND: stock_200 mod_200 modother_200 stock_404xN mod_404xN work_404 mod_410, and
+#   KIND: stock_200 mod_200 modother_200 stock_404xN mod_404xN work_404 mod_410,
+#         modnokeep_404x1 (mod_404x1 with keep_answer=off), and
 #         modzone_200 modzone_404x1: as mod_*, with next_upstream_status_zone (counters)
 #   MODE: "daemon" (master + 1 worker), "single" (master_process off, daemon off: for
 #         valgrind), "debug" (single, error_log at debug: for the pool figures)
@@ -237,6 +240,7 @@ front_conf() {
         modother_200) up=ok; other="proxy_next_upstream_status 404;" ;;
         stock_404x*) up=${kind#stock_}; directive="proxy_next_upstream error timeout http_404;" ;;
         mod_404x*) up=${kind#mod_}; directive="proxy_next_upstream_status 404;" ;;
+        modnokeep_404x1) up=404x1; directive="proxy_next_upstream_status 404 keep_answer=off;" ;;
         mod_410) up=410; directive="proxy_next_upstream_status 410;" ;;
         work_404) up=first404
             directive="proxy_intercept_errors on; error_page 404 = @other_site;" ;;
@@ -534,7 +538,7 @@ callgrind_run() {
     local kind=$1 count=$2 dir outf ir
     dir=$work/cg-$kind-$count
     outf=$work/callgrind.$kind.$count.out
-    start_front "$dir" "$kind" single valgrind --tool=callgrind ${CG_EXTRA:-} --callgrind-out-file="$outf"
+    start_front "$dir" "$kind" single valgrind --tool=callgrind ${CALLGRIND_OPTIONS:-} --callgrind-out-file="$outf"
     if ! "${load_cpu[@]}" perl "$here/client.pl" "127.0.0.1:$front_at" / "$count" 200 >&2; then
         stop_fg || true
         die "client failed against $kind under callgrind (see $dir/logs)"
@@ -554,6 +558,7 @@ mod_200|a: 200, module, directive on
 modzone_200|a: 200, module, directive on, counters zone
 stock_404x1|b: 404 then 200, stock http_404
 mod_404x1|b: 404 then 200, module
+modnokeep_404x1|b: 404 then 200, module, keep_answer=off
 modzone_404x1|b: 404 then 200, module, counters zone
 work_404|c: 404 then 200, intercept_errors + error_page
 mod_410|d: 410 then 200, module'

@@ -49,6 +49,7 @@ my @comparisons = (
     ['modother_200',  'stock_200',   0.5],
     ['modunused_200', 'stock_200',   undef],
     ['mod_404x1',     'stock_404x1', 1.0],
+    ['modnokeep_404x1', 'stock_404x1', 1.0],
     ['mod_410',       'stock_404x1', undef],
     ['mod_404x1',     'work_404',    undef],
     ['modzone_200',   'mod_200',     undef],

@@ -8,7 +8,8 @@
 //! - [`kept_answer`]: what is kept of a passed-over answer, and when it replaces nginx's 502;
 //! - [`chunked`]: HTTP/1.1 chunked bodies, as a kept answer's body arrives;
 //! - [`http2`]: the HTTP/2 frames an HTTP/2 upstream leaves in nginx's buffers;
-//! - [`metrics`]: the counters' zone directive and their Prometheus text form.
+//! - [`metrics`]: the counters' zone directive and their Prometheus text form;
+//! - [`slots`]: a slot per function met, for wrappers that must know what they wrap.
 //!
 //! The nginx side (`nginx`, behind the default `nginx` feature) is described in its own
 //! module, layer by layer.
@@ -20,6 +21,7 @@ pub mod http2;
 pub mod kept_answer;
 pub mod methods;
 pub mod metrics;
+pub mod slots;
 pub mod statuses;
 
 #[cfg(feature = "nginx")]

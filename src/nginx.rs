@@ -6,15 +6,12 @@
 //!   the directives' handlers, the originals table), with [`zone`], the counters' shared
 //!   memory, under it;
 //! - [`ctx`]: the state a request passed on keeps between the callbacks;
-//! - [`callbacks`]: the upstream module's callbacks the wrappers stand in front of, one slot
-//!   each in a per-worker table, so that hooking a request allocates nothing;
 //! - [`counters`]: counting for a request, and the metrics location (its directive's handler
 //!   with the content handler it installs);
 //! - [`upstream`], [`filters`], [`variables`]: the hooks into nginx's upstream
 //!   machinery, the kept answer's filters, the variables.
 
 mod bitfields;
-mod callbacks;
 mod conf;
 mod counters;
 mod ctx;

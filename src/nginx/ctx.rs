@@ -16,10 +16,22 @@ use ngx::http::HttpModule;
 use crate::http2;
 use crate::kept_answer::{Arrived, Body, Framing, WhyDropped};
 use crate::nginx::conf::Module;
+use crate::slots::Function;
 
 /// nginx's `ngx_int_t (*)(ngx_http_request_t *r)`: an upstream's `process_header` and
 /// `reinit_request`.
 pub type RequestCallback = unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t;
+
+impl Function for RequestCallback {
+    fn address(self) -> usize {
+        self as usize
+    }
+
+    unsafe fn from_address(address: usize) -> RequestCallback {
+        // SAFETY: as the caller promises, the address of a `RequestCallback`.
+        unsafe { mem::transmute::<usize, RequestCallback>(address) }
+    }
+}
 pub type FinalizeRequest = unsafe extern "C" fn(*mut ngx_http_request_t, ngx_int_t);
 
 extern "C" {

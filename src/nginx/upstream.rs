@@ -7,7 +7,8 @@
 //! 1. At configuration time every upstream block's `peer.init` is wrapped (which composes with
 //!    whatever balancer set it: round robin, keepalive, hash, ...).
 //! 2. Per request, in a location where the directive is on, the wrapper wraps the upstream's
-//!    `process_header` and `reinit_request` (one wrapper per original: see `originals.rs`).
+//!    `process_header` and `reinit_request` (a wrapper per original function: see
+//!    [`PROCESS_HEADER`]).
 //! 3. When a parsed response has a listed status and nginx would be able to pass it on, the
 //!    status is shown to nginx as 404 and `u->conf` is pointed at a copy of the location's
 //!    configuration that has `http_404` in `next_upstream` (made once per worker). nginx then
@@ -42,7 +43,6 @@ use crate::http2;
 use crate::kept_answer::{self, body_to_keep, Framing, KeptBody};
 use crate::metrics::Family;
 use crate::nginx::bitfields;
-use crate::nginx::callbacks::{Callbacks, NoSlot};
 use crate::nginx::conf::{
     original_init, LocConf, Module, Original, PassOnRule, SetupError, SrvConf,
 };
@@ -52,6 +52,7 @@ use crate::nginx::ctx::{
     request_ctx, KeptAnswer, RequestCallback, RequestCtx, Serving, Staged,
 };
 use crate::nginx::log::{log_alert, log_debug, log_info};
+use crate::slots::{NoSlot, SlotTable};
 
 /// Postconfiguration: wraps `peer.init` of every upstream block, explicit (`upstream {}`) and
 /// implicit (`proxy_pass http://host:port`). By now every block's `init_upstream` has run, so
@@ -167,14 +168,19 @@ fn not_hooked(r: &ngx_http_request_t, why: NoSlot) {
 }
 
 /// The upstream module's `process_header`s and `reinit_request`s met by this worker, and the
-/// wrapper of each.
-static PROCESS_HEADER: Callbacks = Callbacks::new([
+/// wrapper of each. A wrapper must call the function it replaced, and the proxy module changes
+/// its `process_header` in the middle of a request (status line, then headers): rather than
+/// keep the current one in a per-request context (an allocation on every request), each
+/// distinct original has a slot and a wrapper of its own, so what `u->process_header` holds
+/// says which original comes next. The proxy module has three parsers and two
+/// `reinit_request`s (HTTP/1 and HTTP/2): four slots are room to spare.
+static PROCESS_HEADER: SlotTable<RequestCallback, 4> = SlotTable::new([
     process_header_via::<0>,
     process_header_via::<1>,
     process_header_via::<2>,
     process_header_via::<3>,
 ]);
-static REINIT_REQUEST: Callbacks = Callbacks::new([
+static REINIT_REQUEST: SlotTable<RequestCallback, 4> = SlotTable::new([
     reinit_request_via::<0>,
     reinit_request_via::<1>,
     reinit_request_via::<2>,
@@ -189,16 +195,18 @@ unsafe extern "C" fn process_header_via<const SLOT: usize>(
     r: *mut ngx_http_request_t,
 ) -> ngx_int_t {
     // SAFETY: nginx calls this with a valid request in upstream processing.
-    let ctx = unsafe { request_ctx(r) }.map(|ctx| ptr::from_mut(ctx));
+    let ctx = unsafe { request_ctx(r) }.map(ptr::from_mut);
     // SAFETY: null or the request's context, which no other reference reaches now.
     let awaiting_body = ctx.is_some_and(|ctx| unsafe { (*ctx).awaiting_body });
     if !awaiting_body {
+        let Some(original) = PROCESS_HEADER.original::<SLOT>() else {
+            return NGX_ERROR as ngx_int_t;
+        };
         // SAFETY: `r->upstream` is valid during upstream processing, and reached through a
         // raw pointer only: the original writes `u->process_header` itself (the proxy module
         // moves from its status-line parser to its header parser inside this call).
         let rc = unsafe {
             let u = (*r).upstream;
-            let original = PROCESS_HEADER.original::<SLOT>();
             (*u).process_header = Some(original);
             let rc = original(r);
             rewrap_process_header(u);
@@ -229,9 +237,12 @@ unsafe extern "C" fn process_header_via<const SLOT: usize>(
 unsafe extern "C" fn reinit_request_via<const SLOT: usize>(
     r: *mut ngx_http_request_t,
 ) -> ngx_int_t {
+    let Some(original) = REINIT_REQUEST.original::<SLOT>() else {
+        return NGX_ERROR as ngx_int_t;
+    };
     // SAFETY: nginx calls this with a valid request in upstream processing; the original at
     // `SLOT` is the upstream module's `reinit_request`.
-    unsafe { reinit_request_with_pass_on(r, REINIT_REQUEST.original::<SLOT>()) }
+    unsafe { reinit_request_with_pass_on(r, original) }
 }
 
 /// Puts a wrapper in front of the `process_header` the upstream module has left in `u`, unless

@@ -55,9 +55,11 @@ pub struct RequestCtx {
     /// `upstream::process_header_with_pass_on`).
     pub awaiting_body: bool,
     pub staged: Option<Staged>,
-    /// The last answer passed over, while `keep_answer` is on: in the request pool, made at
-    /// the first pass and written over by each later one (the last is what counts).
+    /// The last answer passed over, while `keep_answer` is on: in `kept_memory`.
     pub kept: Option<NonNull<KeptAnswer>>,
+    /// Room for a kept answer in the request pool, made with the context when answers are
+    /// kept and written over by each pass (the last answer is what counts).
+    pub kept_memory: Option<NonNull<KeptAnswer>>,
     pub serving: Serving,
     /// How many times the request was passed on after a listed status.
     pub passed: usize,
@@ -120,39 +122,42 @@ unsafe fn ctx_slot(r: *mut ngx_http_request_t) -> *mut *mut c_void {
     unsafe { (*r).ctx.add(Module::module().ctx_index) }
 }
 
-/// Puts `ctx` in the request pool and in the module's slot of `r->ctx`; `None` without memory.
+/// Puts `ctx` in the request pool and in the module's slot of `r->ctx`, with room for a kept
+/// answer after it if `with_kept_memory` (one allocation); `None` without memory.
 pub fn new_request_ctx<'a>(
     r: &mut ngx_http_request_t,
-    ctx: RequestCtx,
+    mut ctx: RequestCtx,
+    with_kept_memory: bool,
 ) -> Option<&'a mut RequestCtx> {
-    let p = pool_value(r, ctx)?;
-    // SAFETY: `r` is valid; the slot is the module's own.
-    unsafe { *ctx_slot(r) = p.cast::<c_void>() };
-    // SAFETY: just written, in the request pool.
-    Some(unsafe { &mut *p })
+    let size = mem::size_of::<RequestCtx>()
+        + if with_kept_memory {
+            mem::size_of::<KeptAnswer>()
+        } else {
+            0
+        };
+    // SAFETY: a request's pool is valid while the request is.
+    let p = unsafe { ngx_palloc(r.pool, size) }.cast::<RequestCtx>();
+    if p.is_null() {
+        return None;
+    }
+    if with_kept_memory {
+        // The room right after the context: `RequestCtx`'s size is a multiple of the
+        // pointer alignment both types need.
+        ctx.kept_memory = NonNull::new(p.wrapping_add(1).cast::<KeptAnswer>());
+    }
+    // SAFETY: `p` is fresh, sized and aligned for a `RequestCtx` (pool allocations are aligned
+    // to a pointer); `r` is valid and the slot is the module's own.
+    unsafe {
+        p.write(ctx);
+        *ctx_slot(r) = p.cast::<c_void>();
+        Some(&mut *p)
+    }
 }
 
 /// Forgets the context (a request starting another upstream).
 pub fn drop_request_ctx(r: &mut ngx_http_request_t) {
     // SAFETY: `r` is valid; the slot is the module's own.
     unsafe { *ctx_slot(r) = ptr::null_mut() };
-}
-
-/// `value` moved into the request pool (no cleanup handler: `T` is `Copy`, nothing to drop).
-///
-/// `ngx_palloc` by hand: `ngx::core::Pool::alloc` is not inlined across crates (an extra
-/// call on every hooked request and every pass).
-#[inline]
-pub fn pool_value<T: Copy>(r: &ngx_http_request_t, value: T) -> Option<*mut T> {
-    // SAFETY: a request's pool is valid while the request is.
-    let p = unsafe { ngx_palloc(r.pool, mem::size_of::<T>()) }.cast::<T>();
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: `p` is fresh and sized for `T`; pool allocations are aligned to a pointer,
-    // which is enough for the module's types.
-    unsafe { p.write(value) };
-    Some(p)
 }
 
 /// The server the current attempt went to, as `$upstream_addr` names it.

@@ -322,7 +322,7 @@ fn consider_passing_on(
         return NGX_OK as ngx_int_t;
     }
     // Without memory, nginx handles the response as it would without the module.
-    let Some(ctx) = request_ctx_made(r, u) else {
+    let Some(ctx) = request_ctx_made(r, u, rule) else {
         return NGX_OK as ngx_int_t;
     };
     let kept = match answer_to_keep(r, u, rule) {
@@ -332,10 +332,10 @@ fn consider_passing_on(
             return NGX_AGAIN as ngx_int_t;
         }
         Ok(KeptBody::Whole(body)) => {
-            KeptAnswer::capture(r, u, Ok(body), ctx.kept).ok_or("out of memory")
+            KeptAnswer::capture(r, u, Ok(body), ctx.kept_memory).ok_or("out of memory")
         }
         Ok(KeptBody::Dropped(why)) => {
-            KeptAnswer::capture(r, u, Err(why), ctx.kept).ok_or("out of memory")
+            KeptAnswer::capture(r, u, Err(why), ctx.kept_memory).ok_or("out of memory")
         }
         Err(why) => Err(why),
     };
@@ -349,6 +349,7 @@ fn consider_passing_on(
 fn request_ctx_made<'a>(
     r: &mut ngx_http_request_t,
     u: &mut ngx_http_upstream_t,
+    rule: &PassOnRule,
 ) -> Option<&'a mut RequestCtx> {
     // SAFETY: a valid request; no other reference to its context is live.
     if let Some(ctx) = unsafe { request_ctx(r) } {
@@ -362,10 +363,12 @@ fn request_ctx_made<'a>(
             awaiting_body: false,
             staged: None,
             kept: None,
+            kept_memory: None,
             serving: Serving::No,
             passed: 0,
             server_answered: false,
         },
+        rule.keep_answer,
     )?;
     u.finalize_request = Some(finalize_request_with_pass_on);
     Some(ctx)

@@ -98,7 +98,9 @@ pub struct Staged {
     pub status: ngx_uint_t,
 }
 
-/// The request's context, if one of its answers was passed on (or waits to be).
+/// The request's context, if one of the answers of its current upstream was passed on (or
+/// waits to be). A context left by an earlier upstream of the request (which nginx does not
+/// make without clearing `r->ctx`, but which must never be taken for this one's) is none.
 ///
 /// Read by hand: `ngx::http::Request::get_module_ctx` gives only a shared reference, and the
 /// wrappers write to the context.
@@ -109,7 +111,9 @@ pub struct Staged {
 pub unsafe fn request_ctx<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut RequestCtx> {
     // SAFETY: `r->ctx` has a slot for every http module; ours holds null or a `RequestCtx`
     // from this request's pool, written by `new_request_ctx`.
-    unsafe { (*ctx_slot(r)).cast::<RequestCtx>().as_mut() }
+    let ctx = unsafe { (*ctx_slot(r)).cast::<RequestCtx>().as_mut() }?;
+    // SAFETY: `r` is valid.
+    (ctx.upstream == unsafe { (*r).upstream }).then_some(ctx)
 }
 
 /// The module's slot in `r->ctx`.
@@ -152,12 +156,6 @@ pub fn new_request_ctx<'a>(
         *ctx_slot(r) = p.cast::<c_void>();
         Some(&mut *p)
     }
-}
-
-/// Forgets the context (a request starting another upstream).
-pub fn drop_request_ctx(r: &mut ngx_http_request_t) {
-    // SAFETY: `r` is valid; the slot is the module's own.
-    unsafe { *ctx_slot(r) = ptr::null_mut() };
 }
 
 /// The server the current attempt went to, as `$upstream_addr` names it.

@@ -48,8 +48,8 @@ use crate::nginx::conf::{
 };
 use crate::nginx::counters;
 use crate::nginx::ctx::{
-    arrived, drop_request_ctx, framing, new_request_ctx, ngx_http_proxy_module, peer_name,
-    request_ctx, KeptAnswer, RequestCallback, RequestCtx, Serving, Staged,
+    arrived, framing, new_request_ctx, ngx_http_proxy_module, peer_name, request_ctx, KeptAnswer,
+    RequestCallback, RequestCtx, Serving, Staged,
 };
 use crate::nginx::log::{log_alert, log_debug, log_info};
 use crate::slots::{NoSlot, SlotTable};
@@ -132,10 +132,6 @@ fn hook_request(r: &mut ngx_http_request_t) {
     if u.conf.cast::<c_void>() != proxy_conf {
         return;
     }
-    // SAFETY: `r` is valid; no other reference to its context is live.
-    if unsafe { request_ctx(r) }.is_some_and(|ctx| ctx.upstream != r.upstream) {
-        drop_request_ctx(r);
-    }
     let (Some(process_header), Some(reinit_request)) = (u.process_header, u.reinit_request) else {
         return;
     };
@@ -191,6 +187,12 @@ static REINIT_REQUEST: SlotTable<RequestCallback, 4> = SlotTable::new([
 /// A listed answer that is to be passed over and kept waits for its body first (see
 /// [`consider_passing_on`]): until it is whole, nginx is told the header is incomplete, reads on
 /// into the same buffer and calls this again, which then only looks at the body.
+///
+/// The original may put another parser in `u->process_header` (the proxy module's status-line
+/// parser hands over to its header parser). A wrapper goes back in front of it only if nginx
+/// will call it again in this attempt: while the header is incomplete, or the body awaited.
+/// After a complete header it is not called again; a next attempt starts with
+/// `reinit_request`, whose wrapper puts one back.
 unsafe extern "C" fn process_header_via<const SLOT: usize>(
     r: *mut ngx_http_request_t,
 ) -> ngx_int_t {
@@ -208,11 +210,13 @@ unsafe extern "C" fn process_header_via<const SLOT: usize>(
         let rc = unsafe {
             let u = (*r).upstream;
             (*u).process_header = Some(original);
-            let rc = original(r);
-            rewrap_process_header(u);
-            rc
+            original(r)
         };
         if rc != NGX_OK as ngx_int_t {
+            if rc == NGX_AGAIN as ngx_int_t {
+                // SAFETY: as above.
+                unsafe { rewrap_process_header((*r).upstream) };
+            }
             return rc;
         }
     }
@@ -328,6 +332,8 @@ fn consider_passing_on(
     let kept = match answer_to_keep(r, u, rule) {
         Ok(KeptBody::Incomplete) => {
             ctx.awaiting_body = true;
+            // SAFETY: a valid upstream, reached through `u` only.
+            unsafe { rewrap_process_header(ptr::from_mut(u)) };
             log_debug!(r.connection, "waiting for the rest of the answer's body");
             return NGX_AGAIN as ngx_int_t;
         }

@@ -25,15 +25,6 @@ pub struct SlotTable<F: Function, const N: usize> {
     wrappers: [F; N],
 }
 
-/// Why a function gets no wrapper.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NoSlot {
-    /// It is one of the table's wrappers already.
-    Wrapper,
-    /// Every slot holds another original.
-    Full,
-}
-
 impl<F: Function, const N: usize> SlotTable<F, N> {
     pub const fn new(wrappers: [F; N]) -> SlotTable<F, N> {
         SlotTable {
@@ -43,30 +34,36 @@ impl<F: Function, const N: usize> SlotTable<F, N> {
     }
 
     /// The wrapper to stand in front of `original`, whose slot is given the first time it is
-    /// met.
+    /// met. `None` if `original` is a wrapper itself, or if every slot holds another original
+    /// (which [`SlotTable::is_wrapper`] tells apart).
     #[inline(always)]
-    pub fn wrapper_for(&self, original: F) -> Result<F, NoSlot> {
+    pub fn wrapper_for(&self, original: F) -> Option<F> {
         let address = original.address();
         for (slot, held) in self.held.iter().enumerate() {
             let held = held.load(Ordering::Relaxed);
             if held == address {
-                return Ok(self.wrappers[slot]);
+                return Some(self.wrappers[slot]);
             }
             if held == 0 {
                 return self.fill(slot, address);
             }
         }
-        Err(NoSlot::Full)
+        None
     }
 
     #[cold]
     #[inline(never)]
-    fn fill(&self, slot: usize, address: usize) -> Result<F, NoSlot> {
+    fn fill(&self, slot: usize, address: usize) -> Option<F> {
         if self.wrappers.iter().any(|w| w.address() == address) {
-            return Err(NoSlot::Wrapper);
+            return None;
         }
         self.held[slot].store(address, Ordering::Relaxed);
-        Ok(self.wrappers[slot])
+        Some(self.wrappers[slot])
+    }
+
+    /// Whether `f` is one of the table's wrappers.
+    pub fn is_wrapper(&self, f: F) -> bool {
+        self.wrappers.iter().any(|w| w.address() == f.address())
     }
 
     /// The original at `SLOT`, for its wrapper, which `wrapper_for` gives out only once the
@@ -122,9 +119,9 @@ mod tests {
     fn each_function_gets_its_slot_once() {
         let t = table();
         assert_eq!(t.original::<0>().map(|f| f(1)), None);
-        assert_eq!(t.wrapper_for(a).map(|w| w(1)), Ok(wrapper_0(1)));
-        assert_eq!(t.wrapper_for(b).map(|w| w(1)), Ok(wrapper_1(1)));
-        assert_eq!(t.wrapper_for(a).map(|w| w(1)), Ok(wrapper_0(1)));
+        assert_eq!(t.wrapper_for(a).map(|w| w(1)), Some(wrapper_0(1)));
+        assert_eq!(t.wrapper_for(b).map(|w| w(1)), Some(wrapper_1(1)));
+        assert_eq!(t.wrapper_for(a).map(|w| w(1)), Some(wrapper_0(1)));
         assert_eq!(t.original::<0>().map(|f| f(7)), Some(a(7)));
         assert_eq!(t.original::<1>().map(|f| f(7)), Some(b(7)));
     }
@@ -132,19 +129,22 @@ mod tests {
     #[test]
     fn a_wrapper_is_never_an_original() {
         let t = table();
-        assert_eq!(t.wrapper_for(wrapper_1).err(), Some(NoSlot::Wrapper));
+        assert!(t.wrapper_for(wrapper_1).is_none());
+        assert!(t.is_wrapper(wrapper_1));
         assert_eq!(t.original::<0>().map(|f| f(1)), None);
-        assert!(t.wrapper_for(a).is_ok());
-        assert_eq!(t.wrapper_for(wrapper_0).err(), Some(NoSlot::Wrapper));
+        assert!(t.wrapper_for(a).is_some());
+        assert!(!t.is_wrapper(a));
+        assert!(t.wrapper_for(wrapper_0).is_none());
     }
 
     #[test]
     fn a_full_table_keeps_its_slots() {
         let t = table();
-        assert!(t.wrapper_for(a).is_ok());
-        assert!(t.wrapper_for(b).is_ok());
-        assert_eq!(t.wrapper_for(c).err(), Some(NoSlot::Full));
-        assert_eq!(t.wrapper_for(b).map(|w| w(5)), Ok(wrapper_1(5)));
+        assert!(t.wrapper_for(a).is_some());
+        assert!(t.wrapper_for(b).is_some());
+        assert!(t.wrapper_for(c).is_none());
+        assert!(!t.is_wrapper(c));
+        assert_eq!(t.wrapper_for(b).map(|w| w(5)), Some(wrapper_1(5)));
         assert_eq!(t.original::<1>().map(|f| f(5)), Some(b(5)));
     }
 }

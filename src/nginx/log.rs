@@ -4,7 +4,7 @@
 use core::fmt;
 use core::mem::MaybeUninit;
 
-use ngx::ffi::{ngx_log_t, ngx_uint_t};
+use ngx::ffi::{ngx_connection_t, ngx_log_t, ngx_uint_t, NGX_LOG_DEBUG_HTTP};
 
 /// Logs at `info` to a connection's log: routine events, such as a request passed on after a status.
 macro_rules! log_info {
@@ -31,20 +31,14 @@ macro_rules! log_alert {
 /// was built `--with-debug`; shown with `error_log ... debug`.
 macro_rules! log_debug {
     ($connection:expr, $fmt:literal $($arg:tt)*) => {{
-        if ::ngx::log::DEBUG {
-            let connection: *mut ::ngx::ffi::ngx_connection_t = $connection;
-            // SAFETY: a request's connection and its log are valid while the request is
-            // processed.
-            let log = unsafe { (*connection).log };
-            // SAFETY: as above.
-            let level = unsafe { (*log).log_level };
-            if level & ::ngx::ffi::NGX_LOG_DEBUG_HTTP as ::ngx::ffi::ngx_uint_t != 0 {
-                $crate::nginx::log::write_line(
-                    ::ngx::ffi::NGX_LOG_DEBUG as ::ngx::ffi::ngx_uint_t,
-                    log,
-                    format_args!(concat!("next_upstream_status: ", $fmt) $($arg)*),
-                );
-            }
+        let connection: *mut ::ngx::ffi::ngx_connection_t = $connection;
+        if $crate::nginx::log::debug_enabled(connection) {
+            $crate::nginx::log::write_line(
+                ::ngx::ffi::NGX_LOG_DEBUG as ::ngx::ffi::ngx_uint_t,
+                // SAFETY: a request's connection is valid while the request is processed.
+                unsafe { (*connection).log },
+                format_args!(concat!("next_upstream_status: ", $fmt) $($arg)*),
+            );
         }
     }};
 }
@@ -64,6 +58,15 @@ macro_rules! log {
             );
         }
     }};
+}
+
+/// Whether the debug trace is on for `connection` (nginx built `--with-debug`, the log at
+/// `debug`): a test of the log level, and nothing at all in an nginx built without debug.
+#[inline(always)]
+pub fn debug_enabled(connection: *mut ngx_connection_t) -> bool {
+    // SAFETY: a request's connection and its log are valid while the request is processed.
+    ngx::log::DEBUG
+        && unsafe { (*(*connection).log).log_level } & NGX_LOG_DEBUG_HTTP as ngx_uint_t != 0
 }
 
 /// Formats and writes one line the caller's level test let through. Out of line, so that the

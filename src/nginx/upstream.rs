@@ -51,8 +51,8 @@ use crate::nginx::ctx::{
     arrived, framing, new_request_ctx, ngx_http_proxy_module, peer_name, request_ctx, KeptAnswer,
     RequestCallback, RequestCtx, Serving, Staged,
 };
-use crate::nginx::log::{log_alert, log_debug, log_info};
-use crate::slots::{NoSlot, SlotTable};
+use crate::nginx::log::{debug_enabled, log_alert, log_debug, log_info};
+use crate::slots::SlotTable;
 
 /// Postconfiguration: wraps `peer.init` of every upstream block, explicit (`upstream {}`) and
 /// implicit (`proxy_pass http://host:port`). By now every block's `init_upstream` has run, so
@@ -135,27 +135,36 @@ fn hook_request(r: &mut ngx_http_request_t) {
     let (Some(process_header), Some(reinit_request)) = (u.process_header, u.reinit_request) else {
         return;
     };
-    let process_header = match PROCESS_HEADER.wrapper_for(process_header) {
-        Ok(wrapper) => wrapper,
-        Err(why) => return not_hooked(r, why),
+    let Some(process_header_wrapper) = PROCESS_HEADER.wrapper_for(process_header) else {
+        return not_hooked(r, PROCESS_HEADER.is_wrapper(process_header));
     };
-    let reinit_request = match REINIT_REQUEST.wrapper_for(reinit_request) {
-        Ok(wrapper) => wrapper,
-        Err(why) => return not_hooked(r, why),
+    let Some(reinit_request_wrapper) = REINIT_REQUEST.wrapper_for(reinit_request) else {
+        return not_hooked(r, REINIT_REQUEST.is_wrapper(reinit_request));
     };
-    u.process_header = Some(process_header);
-    u.reinit_request = Some(reinit_request);
+    u.process_header = Some(process_header_wrapper);
+    u.reinit_request = Some(reinit_request_wrapper);
+    if debug_enabled(r.connection) {
+        trace_hooked(r);
+    }
+}
+
+/// Out of line, so that the line's formatting takes no room in peer.init's frame (which then
+/// ends with a jump to the block's own peer.init).
+#[cold]
+#[inline(never)]
+fn trace_hooked(r: &ngx_http_request_t) {
+    // SAFETY: a request's upstream and its block are valid while it is processed.
+    let us = unsafe { r.upstream.as_ref() }.and_then(|u| unsafe { u.upstream.as_ref() });
     log_debug!(r.connection, "hooked request, upstream \"{}\"", {
-        // SAFETY: a request's upstream block is in the configuration.
-        unsafe { u.upstream.as_ref() }.map_or(ngx_str_t::empty(), |us| us.host)
+        us.map_or(ngx_str_t::empty(), |us| us.host)
     });
 }
 
 /// Peer.init ran again for an upstream already hooked, or (which must not happen) the table
 /// has no slot left.
 #[cold]
-fn not_hooked(r: &ngx_http_request_t, why: NoSlot) {
-    if why == NoSlot::Full {
+fn not_hooked(r: &ngx_http_request_t, hooked_already: bool) {
+    if !hooked_already {
         log_alert!(
             r.connection,
             "too many upstream callbacks, request not hooked"
@@ -262,10 +271,10 @@ unsafe fn rewrap_process_header(u: *mut ngx_http_upstream_t) {
     };
     match PROCESS_HEADER.wrapper_for(current) {
         // SAFETY: as above.
-        Ok(wrapper) => unsafe { (*u).process_header = Some(wrapper) },
-        Err(NoSlot::Wrapper) => {}
+        Some(wrapper) => unsafe { (*u).process_header = Some(wrapper) },
+        None if PROCESS_HEADER.is_wrapper(current) => {}
         // SAFETY: as above.
-        Err(NoSlot::Full) => unsafe { parser_not_wrapped(u) },
+        None => unsafe { parser_not_wrapped(u) },
     }
 }
 

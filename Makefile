@@ -34,7 +34,7 @@ MODULE_SO     := $(BUILD)/modules/$(MODULE).so
 else
 MODULE_SO     := $(BUILD)/modules/$(NGINX_TREE_NAME)/$(MODULE).so
 endif
-RUST_SOURCES  := Cargo.toml Cargo.lock build.rs $(shell find src -name '*.rs')
+RUST_SOURCES  := Cargo.toml Cargo.lock build.rs $(shell find src -name '*.rs' -o -name '*.c')
 
 PROVE_ENV     := TEST_NGINX_BINARY=$(NGINX_BIN) TEST_NGINX_LOAD_MODULES=$(MODULE_SO)
 

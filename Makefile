@@ -114,8 +114,9 @@ test-matrix: | deps
 debian:
 	scripts/build-debian.sh
 
-## test-debian: the t/ suite against Debian's /usr/sbin/nginx with build/debian/*.so
+## test-debian: test-bitfields on Debian's nginx tree, then the t/ suite against Debian's /usr/sbin/nginx with build/debian/*.so
 test-debian: debian
+	$(MAKE) --no-print-directory test-bitfields NGINX_BUILD_DIR=$(BUILD)/debian-nginx-$$(/usr/sbin/nginx -v 2>&1 | sed -n 's|^nginx version: nginx/||p')/objs
 	scripts/test-debian.sh
 
 SUITE ?= $(shell . /etc/os-release && echo $$VERSION_CODENAME)

@@ -136,6 +136,7 @@ pub fn header_sent(u: &ngx_http_upstream_t) -> bool {
 }
 
 /// `u->cache_status` (`NGX_HTTP_CACHE_*`; 0 without the cache).
+#[cfg_attr(not(ngx_feature = "http_cache"), allow(dead_code))] // only asked with the cache
 #[inline]
 pub fn cache_status(u: &ngx_http_upstream_t) -> ngx_uint_t {
     layout::UPSTREAM_CACHE_STATUS.map_or(0, |status| status.get(u) as ngx_uint_t)

@@ -34,11 +34,11 @@ MODULE_SO     := $(BUILD)/modules/$(MODULE).so
 else
 MODULE_SO     := $(BUILD)/modules/$(NGINX_TREE_NAME)/$(MODULE).so
 endif
-RUST_SOURCES  := Cargo.toml Cargo.lock build.rs $(shell find src -name '*.rs')
+RUST_SOURCES  := Cargo.toml Cargo.lock build.rs $(shell find src -name '*.rs' -o -name '*.c')
 
 PROVE_ENV     := TEST_NGINX_BINARY=$(NGINX_BIN) TEST_NGINX_LOAD_MODULES=$(MODULE_SO)
 
-.PHONY: FORCE all build nginx module deps test unittest prove test-e2e check demo clean help \
+.PHONY: FORCE all build nginx module deps test unittest test-bitfields prove test-e2e check demo clean help \
 	debian test-debian test-add-dynamic-module fuzz test-asan test-reload bench bench-storage \
 	bench-smoke test-matrix deb test-deb test-deb-chroot test-deb-suites
 
@@ -83,12 +83,17 @@ $(MODULE_SO): $(RUST_SOURCES) $(NGINX_BUILD_DIR)/ngx_auto_config.h | deps
 $(NGINX_TREE)/objs/ngx_auto_config.h: $(NGINX_TREE)/Makefile
 
 ## test: every test: unit tests, the t/ suite against a real nginx, the end-to-end tests
-test: check unittest prove test-reload test-e2e fuzz test-asan test-debian test-add-dynamic-module \
+test: check unittest test-bitfields prove test-reload test-e2e fuzz test-asan test-debian test-add-dynamic-module \
 	test-matrix bench-smoke test-deb test-deb-suites
 
 ## unittest: the pure logic's table-driven tests (need no nginx)
 unittest:
 	cargo test --locked --no-default-features
+
+## test-bitfields: the module's inline reads and writes of nginx's bit fields against the C compiler's own (tests/bitfields.rs), for the tree of NGINX_BUILD_DIR (test-matrix and test-debian run it for theirs)
+test-bitfields: $(NGINX_BUILD_DIR)/ngx_auto_config.h | deps
+	NGINX_BUILD_DIR=$(NGINX_BUILD_DIR) \
+		cargo test --locked --test bitfields --target-dir $(TARGET_DIR)
 
 ## prove: the t/*.t suite against build/nginx with the module loaded
 prove: build
@@ -109,8 +114,9 @@ test-matrix: | deps
 debian:
 	scripts/build-debian.sh
 
-## test-debian: the t/ suite against Debian's /usr/sbin/nginx with build/debian/*.so
+## test-debian: test-bitfields on Debian's nginx tree, then the t/ suite against Debian's /usr/sbin/nginx with build/debian/*.so
 test-debian: debian
+	$(MAKE) --no-print-directory test-bitfields NGINX_BUILD_DIR=$(BUILD)/debian-nginx-$$(/usr/sbin/nginx -v 2>&1 | sed -n 's|^nginx version: nginx/||p')/objs
 	scripts/test-debian.sh
 
 SUITE ?= $(shell . /etc/os-release && echo $$VERSION_CODENAME)

@@ -18,9 +18,9 @@
 # only what changed. NGINX_CONFIGURE_FLAGS (from the Makefile): the configure flags.
 #
 # No tarballs (a fresh clone without ../shared): one line saying so, exit 0.
-# At the end a table: version, builds, loads, passed/total for each run ("-" where a run
-# does not apply), and the time it all took (build included); the exit status is non-zero
-# if any version fails anything.
+# At the end a table: version, builds (the module, and `make test-bitfields` on that tree),
+# loads, passed/total for each run ("-" where a run does not apply), and the time it all took
+# (build included); the exit status is non-zero if any version fails anything.
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -103,8 +103,10 @@ for tarball in $tarballs; do
         (make -C "$tree" -j"$jobs" && make -C "$tree" install) >>"$log" 2>&1 ||
             { tail -20 "$log"; echo "nginx $version: make failed"; }
     fi
+    # builds: the module, and its reads and writes of nginx's bit fields equal the C
+    # compiler's on this tree (make test-bitfields)
     if [ -x "$nginx" ] && make -C "$repo" --no-print-directory NGINX_SOURCE_DIR="$tree" module \
-        >>"$log" 2>&1; then
+        test-bitfields >>"$log" 2>&1; then
         builds=yes
     else
         tail -20 "$log"

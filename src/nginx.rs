@@ -1,7 +1,8 @@
 //! The module's registration with nginx: its `ngx_module_t`, its context and its command
 //! table, at the top of the nginx side. Every file below imports only files below it:
 //!
-//! - [`bitfields`], [`log`]: nginx's bit fields through C, and the log lines;
+//! - [`bitfields`], [`log`]: nginx's bit fields, at the places the C compiler gives them,
+//!   and the log lines;
 //! - [`conf`]: everything configuration-time (the module's handle on its configuration,
 //!   the directives' handlers, the originals table), with [`zone`], the counters' shared
 //!   memory, under it;

@@ -30,7 +30,7 @@ use ngx::ffi::{
     ngx_conf_t, ngx_cycle, ngx_http_err_page_t, ngx_http_request_t, ngx_http_upstream_conf_t,
     ngx_http_upstream_srv_conf_t, ngx_http_upstream_state_t, ngx_http_upstream_t, ngx_int_t,
     ngx_msec_t, ngx_str_t, ngx_uint_t, NGX_AGAIN, NGX_ERROR, NGX_HTTP_LOCK, NGX_HTTP_NOT_FOUND,
-    NGX_HTTP_NOT_MODIFIED, NGX_HTTP_PATCH, NGX_HTTP_POST, NGX_HTTP_UPSTREAM_FT_HTTP_404,
+    NGX_HTTP_PATCH, NGX_HTTP_POST, NGX_HTTP_UPSTREAM_FT_HTTP_404,
     NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT, NGX_HTTP_UPSTREAM_IGN_XA_REDIRECT, NGX_OK,
 };
 use ngx::http::{
@@ -457,7 +457,7 @@ fn attempt(r: &ngx_http_request_t, u: &ngx_http_upstream_t, rule: &PassOnRule) -
 fn revalidates_cache(u: &ngx_http_upstream_t) -> bool {
     // SAFETY: `u->conf` is the location's upstream configuration.
     let revalidate = unsafe { (*u.conf).cache_revalidate } != 0;
-    u.headers_in.status_n == NGX_HTTP_NOT_MODIFIED as ngx_uint_t
+    u.headers_in.status_n == ngx::ffi::NGX_HTTP_NOT_MODIFIED as ngx_uint_t
         && bitfields::cache_status(u) == ngx::ffi::NGX_HTTP_CACHE_EXPIRED as ngx_uint_t
         && revalidate
 }

@@ -1,6 +1,7 @@
-//! The per-request state: what a request whose location has the directive on keeps between
-//! nginx's callbacks (the upstream hooks write it, the filters and the variables read it), and
-//! the facts about its upstream that several of them ask. Below every callback that uses it.
+//! The state of a request passed on: what it keeps between nginx's callbacks once one of its
+//! answers is passed on (the upstream hooks write it, the filters and the variables read it),
+//! and the facts about its upstream that several of them ask. Below every callback that uses
+//! it.
 
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
@@ -32,6 +33,7 @@ impl Function for RequestCallback {
         unsafe { mem::transmute::<usize, RequestCallback>(address) }
     }
 }
+
 pub type FinalizeRequest = unsafe extern "C" fn(*mut ngx_http_request_t, ngx_int_t);
 
 extern "C" {
@@ -52,7 +54,7 @@ pub struct RequestCtx {
     /// The upstream module's own; the wrapper restores what a staged pass changed first.
     pub finalize_request: Option<FinalizeRequest>,
     /// A listed answer is to be passed over once its body has arrived (see
-    /// `upstream::process_header_with_pass_on`).
+    /// `upstream::process_header_via`).
     pub awaiting_body: bool,
     pub staged: Option<Staged>,
     /// The last answer passed over, while `keep_answer` is on: in `kept_memory`.
@@ -144,9 +146,10 @@ pub fn new_request_ctx<'a>(
     if p.is_null() {
         return None;
     }
+    const _: () = assert!(mem::align_of::<KeptAnswer>() <= mem::align_of::<RequestCtx>());
     if with_kept_memory {
-        // The room right after the context: `RequestCtx`'s size is a multiple of the
-        // pointer alignment both types need.
+        // The room right after the context: `RequestCtx`'s size is a multiple of its
+        // alignment, which is enough for a `KeptAnswer` (asserted above).
         ctx.kept_memory = NonNull::new(p.wrapping_add(1).cast::<KeptAnswer>());
     }
     // SAFETY: `p` is fresh, sized and aligned for a `RequestCtx` (pool allocations are aligned

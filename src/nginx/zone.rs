@@ -19,6 +19,7 @@ use core::alloc::Layout;
 use core::cell::Cell;
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
+#[cfg(target_has_atomic = "64")]
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::{mem, slice};
 
@@ -75,13 +76,6 @@ impl Slot {
     };
 }
 
-/// What is counted, besides the upstream block and the server.
-#[derive(Clone, Copy)]
-struct Key {
-    family: Family,
-    status: u16,
-}
-
 /// The cache slot of a key: a multiplicative hash of what identifies it without reading
 /// a name.
 fn slot_index(
@@ -111,8 +105,7 @@ struct Shared {
 struct Entry {
     next: *mut Entry,
     hash: u64,
-    /// Added to by any worker, outside the mutex.
-    count: AtomicU64,
+    count: Count,
     upstream_len: usize,
     server_len: usize,
     status: u16,
@@ -152,6 +145,70 @@ impl Entry {
             unsafe { slice::from_raw_parts(start, self.server_len) },
             server,
         )
+    }
+}
+
+/// An entry's count, added to by any worker. Where the target has 64-bit atomics an add is one
+/// atomic instruction, without the slab mutex. Elsewhere (armel, 32-bit powerpc) it is made
+/// and read under the mutex, like the table.
+#[cfg(target_has_atomic = "64")]
+#[repr(transparent)]
+struct Count(AtomicU64);
+
+#[cfg(target_has_atomic = "64")]
+impl Count {
+    fn new(n: u64) -> Count {
+        Count(AtomicU64::new(n))
+    }
+
+    /// Adds one, with or without the slab mutex held.
+    #[inline(always)]
+    fn add_one(&self, _zone: &Zone) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds one; the caller holds the slab mutex.
+    fn add_one_locked(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count so far: each add is atomic and a count only grows, so a reader sees a
+    /// value it had.
+    fn get_locked(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(not(target_has_atomic = "64"))]
+#[repr(transparent)]
+struct Count(core::cell::UnsafeCell<u64>);
+
+#[cfg(not(target_has_atomic = "64"))]
+impl Count {
+    fn new(n: u64) -> Count {
+        Count(core::cell::UnsafeCell::new(n))
+    }
+
+    /// Adds one under the slab mutex.
+    #[inline(never)]
+    fn add_one(&self, zone: &Zone) {
+        // SAFETY: workers run with their zones mapped for their whole life.
+        if let Some(pool) = unsafe { SlabPool::from_shm_zone(&*zone.shm_zone) } {
+            let _locked = pool.lock();
+            self.add_one_locked();
+        }
+    }
+
+    /// Adds one; the caller holds the slab mutex.
+    fn add_one_locked(&self) {
+        // SAFETY: on this target the count is read and written only under the slab mutex.
+        unsafe { *self.0.get() += 1 };
+    }
+
+    /// The count so far; the caller holds the slab mutex.
+    fn get_locked(&self) -> u64 {
+        // SAFETY: as in `add_one_locked`.
+        unsafe { *self.0.get() }
     }
 }
 
@@ -267,27 +324,25 @@ impl Zone {
         if let Some(entry) = unsafe { cached.entry.as_ref() } {
             // SAFETY: an entry made by `count_in_table`, followed by its names.
             if ptr::eq(cached.us, us) && unsafe { entry.counts(family, status, server) } {
-                entry.count.fetch_add(1, Ordering::Relaxed);
+                entry.count.add_one(self);
                 return;
             }
         }
-        self.count_missed(connection, us, Key { family, status }, server);
+        self.count_missed(connection, us, family, status, server);
     }
 
-    /// Counts one event that the cache missed, and fills its slot.
-    ///
-    /// Out of line, and with its key in one word: the hit path in `count` then saves no
-    /// registers and calls this as its last act.
+    /// Counts one event that the cache missed, and fills its slot. Out of line: the callers
+    /// keep only the hit path.
     #[cold]
     #[inline(never)]
     fn count_missed(
         &self,
         connection: *mut ngx_connection_t,
         us: &ngx_http_upstream_srv_conf_t,
-        key: Key,
+        family: Family,
+        status: u16,
         server: &[u8],
     ) {
-        let Key { family, status } = key;
         if let Some(entry) = self.count_in_table(connection, us, family, status, server) {
             let slot = &self.cache[slot_index(us, server.as_ptr(), family, status)];
             slot.set(Slot {
@@ -314,7 +369,8 @@ impl Zone {
         let pool = unsafe { SlabPool::from_shm_zone(&*self.shm_zone) }?;
         let locked = pool.lock();
         // SAFETY: the table is in the zone; it is read and written only under the slab mutex,
-        // held here until `locked` is dropped. Entries' counts are atomics, added to without it.
+        // held here until `locked` is dropped (entries' counts are added to without it, see
+        // `Count`).
         let shared = unsafe { &mut *self.shared };
         let bucket = &mut shared.buckets[(hash % BUCKETS as u64) as usize];
         let mut entry = *bucket;
@@ -327,7 +383,7 @@ impl Zone {
                 && e.status == status
                 && names == (&upstream[..], server)
             {
-                e.count.fetch_add(1, Ordering::Relaxed);
+                e.count.add_one_locked();
                 return Some(entry);
             }
             entry = e.next;
@@ -357,7 +413,7 @@ impl Zone {
             new.write(Entry {
                 next: *bucket,
                 hash,
-                count: AtomicU64::new(1),
+                count: Count::new(1),
                 upstream_len: upstream.len(),
                 server_len: server.len(),
                 status,
@@ -393,8 +449,7 @@ impl Zone {
                         upstream: upstream.to_vec(),
                         server: server.to_vec(),
                         status: e.status,
-                        // Each count on its own: an add is atomic, and a count only grows.
-                        count: e.count.load(Ordering::Relaxed),
+                        count: e.count.get_locked(),
                     });
                 }
                 entry = e.next;

@@ -4,7 +4,8 @@
 #
 # The names are answered by a DNS server this file runs on UDP on 127.0.0.1, as nginx's own
 # tests do: every name under .test has the addresses in %ZONE; AAAA and other questions get
-# an empty answer, unknown names NXDOMAIN.
+# an empty answer, unknown names NXDOMAIN. flip.test moves from 127.0.0.1 to 127.0.0.2 once
+# the server is asked for flipnow.test.
 use Test::Nginx::Socket 'no_plan';
 use UpstreamProtocol;
 
@@ -14,6 +15,8 @@ use POSIX ();
 our %ZONE = (
     'one.test' => ['127.0.0.1'],
     'two.test' => ['127.0.0.1', '127.0.0.2'],
+    'flip.test' => ['127.0.0.1'],
+    'flipnow.test' => ['127.0.0.1'],
 );
 
 my $dns = IO::Socket::INET->new(Proto => 'udp', LocalAddr => '127.0.0.1:0')
@@ -75,7 +78,9 @@ sub dns_reply {
     }
     my $question = substr $query, 12, $pos + 5 - 12;    # name, zero byte, type, class
     my ($type) = unpack 'n', substr $query, $pos + 1, 2;
-    my $addrs = $ZONE{ lc join '.', @labels };
+    my $name = lc join '.', @labels;
+    $ZONE{'flip.test'} = ['127.0.0.2'] if $name eq 'flipnow.test';
+    my $addrs = $ZONE{$name};
 
     my @answers;
     if ($addrs && $type == 1) {    # A
@@ -168,3 +173,57 @@ address's.
 [200, 404]
 --- response_body eval
 ["0123456789012345678901234\n", "b\n"]
+
+
+
+=== TEST 4: metrics: a resolved server's new address is counted as itself
+When a name's address changes, nginx frees the old peer and makes a new one, whose name can
+take the old name's memory: the same address, other bytes. A worker's cache of counters must
+not count the new server into the old one's counter. /flip makes the DNS server answer
+flip.test with 127.0.0.2 from then on; nginx asks again within two seconds (valid=1s: the
+resolve timer is the validity plus a second), and the two /pause requests after /flip take
+six.
+--- skip_nginx: 25: < 1.27.3
+--- http_config
+    next_upstream_status_zone retries 64k;
+    upstream u {
+        zone u 64k;
+        server flip.test:1985 resolve;
+        server 127.0.0.1:1986 backup;
+    }
+    server {
+        listen 127.0.0.1:1985;
+        listen 127.0.0.2:1985;
+        location / { return 404 "a\n"; }
+    }
+    server { listen 127.0.0.1:1986; location / { return 200 "b\n"; } }
+--- config
+    location /t {
+        proxy_pass http://u;
+        proxy_next_upstream_status 404;
+        add_header X-Addr $upstream_addr always;
+    }
+    location = /flip {
+        set $name flipnow.test;
+        proxy_pass http://$name:1986;
+    }
+    location = /metrics { next_upstream_status_metrics; }
+--- request eval
+["GET /pause", "GET /t", "GET /t", "GET /flip", ("GET /pause") x 2, ("GET /t") x 3, "GET /metrics"]
+--- error_code eval
+[(200) x 10]
+--- response_headers eval
+["", ("X-Addr: 127.0.0.1:1985, 127.0.0.1:1986") x 2, ("") x 3,
+ ("X-Addr: 127.0.0.2:1985, 127.0.0.1:1986") x 3, ""]
+--- response_body eval
+["0123456789012345678901234\n", "b\n", "b\n", "b\n", ("0123456789012345678901234\n") x 2,
+ ("b\n") x 3,
+qq{# HELP nginx_next_upstream_status_passed_total Requests passed on to the next upstream server after this server answered this listed status.
+# TYPE nginx_next_upstream_status_passed_total counter
+nginx_next_upstream_status_passed_total{upstream="u",server="127.0.0.1:1985",status="404"} 2
+nginx_next_upstream_status_passed_total{upstream="u",server="127.0.0.2:1985",status="404"} 3
+# HELP nginx_next_upstream_status_kept_total Kept answers with this status sent instead of nginx's own error, because no later server gave an answer.
+# TYPE nginx_next_upstream_status_kept_total counter
+# HELP nginx_next_upstream_status_exhausted_total Requests for which every server tried answered a listed status; the last server's answer with this status was sent.
+# TYPE nginx_next_upstream_status_exhausted_total counter
+}]

@@ -15,6 +15,12 @@
 # both (A, then B), dead (A, then D), nowhere (A, then C), direct (B). The clients ask for
 # them at random; the access log records, per request, the upstream's attempts, the
 # variables and the worker's pid. What the counters must say is derived from those lines.
+#
+# Between the load and the reload, one connection asks for more keys than a worker's cache of
+# counters has slots (256), so that keys share slots: 300 upstream blocks v001..v300 of the
+# same server E (404 then B), and one block w whose server E answers 292 statuses in turn.
+# A key that finds its slot holding another that differs only in its upstream block, or only
+# in its status, must not be counted there.
 
 use strict;
 use warnings;
@@ -47,16 +53,24 @@ for my $m (@modules) {
 plan skip_all => 'needs python3-prometheus-client (scripts/install-deps.sh)'
     unless system("$python -c 'import prometheus_client.parser' 2>/dev/null") == 0;
 
-my $port = free_ports(5, 37000);
-my ($port_a, $port_b, $port_c, $port_d) = map { $port + $_ } 1 .. 4;
+my $port = free_ports(6, 37000);
+my ($port_a, $port_b, $port_c, $port_d, $port_e) = map { $port + $_ } 1 .. 5;
 my %upstream_of = (both => 'both', dead => 'dead', nowhere => 'nowhere', direct => 'direct');
 my @uris = sort keys %upstream_of;
+# The statuses E answers: 300 to 599 but those nginx closes the connection on or sends as
+# another (304, 408, 444, 494 to 497, 499).
+my @statuses = grep { !/^(304|408|444|49[4-7]|499)$/ } 300 .. 599;
+my @many = map { sprintf 'v%03d', $_ } 1 .. 300;
 
 sub write_conf {
     my ($generation) = @_;
     my $load = join '', map { "load_module $_;\n" } @modules;
     my $env = defined $ENV{ASAN_OPTIONS} ? "env ASAN_OPTIONS;\n" : '';
     my $user = $> == 0 ? "user root;\n" : '';
+    my $many = join '', map {
+        "    upstream $_ { server 127.0.0.1:$port_e; server 127.0.0.1:$port_b backup; }\n"
+    } @many, 'w';
+    my $answers = join '', map { "        location = /s$_ { return $_; }\n" } @statuses;
     open my $fh, '>', "$prefix/conf/nginx.conf.tmp" or die "nginx.conf: $!";
     print $fh <<"CONF";
 $load$env$user
@@ -85,6 +99,10 @@ http {
     server { listen 127.0.0.1:$port_a; location / { return 404 "a\\n"; } }
     server { listen 127.0.0.1:$port_b; location / { return 200 "b\\n"; } }
     server { listen 127.0.0.1:$port_c; location / { return 410 "c\\n"; } }
+$many
+    server {
+        listen 127.0.0.1:$port_e;
+$answers    }
 
     server {
         listen 127.0.0.1:$port reuseport;
@@ -93,6 +111,11 @@ http {
             access_log logs/access.log obs;
             proxy_pass http://\$1;
             proxy_next_upstream_status 404 410;
+        }
+        location ~ ^/([a-z0-9]+)/(s[0-9]+)\$ {
+            access_log logs/access.log obs;
+            proxy_pass http://\$1/\$2;
+            proxy_next_upstream_status 3xx 4xx 5xx;
         }
         location = /metrics {
             next_upstream_status_metrics;
@@ -196,11 +219,16 @@ sub expected_from_access_log {
     for my $line (split /\n/, read_file('access.log')) {
         my ($uri, $addrs, $statuses, $status, $passed, $kept, $pid) = split /\|/, $line;
         $pids{$pid}++;
-        (my $name = $uri) =~ s{^/}{};
-        my $upstream = $upstream_of{$name} // next;
+        my ($upstream, $listed);
+        if ($uri =~ m{^/(\w+)/s\d+$}) {
+            ($upstream, $listed) = ($1, sub { $_[0] >= 300 });
+        } else {
+            (my $name = $uri) =~ s{^/}{};
+            $upstream = $upstream_of{$name} // next;
+            $listed = sub { $_[0] == 404 || $_[0] == 410 };
+        }
         my @addr = split /, /, $addrs;
         my @st = split /, /, $statuses;
-        my $listed = sub { $_[0] == 404 || $_[0] == 410 };
         for my $i (0 .. $#st - 1) {
             $want{"passed|$upstream|$addr[$i]|$st[$i]"}++ if $listed->($st[$i]);
         }
@@ -210,6 +238,25 @@ sub expected_from_access_log {
         $passed_var += $passed;
     }
     return (\%want, scalar(keys %pids), $passed_var);
+}
+
+# Many keys on one connection, so one worker counts them all: each of v001..v300 once, then
+# each of w's statuses; then every other one of both again, in the opposite order. Pipelined:
+# the requests are written at once, nginx answers them in turn. Returns how many answers were
+# not 200 b.
+sub many_keys {
+    my $i = 0;
+    my @first = ((map { "/$_/s404" } @many), (map { "/w/s$_" } @statuses));
+    my @uris = (@first, reverse grep { $i++ % 2 } @first);
+    my $sock = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 30)
+        or return scalar @uris;
+    print $sock join '', map { "GET $_ HTTP/1.1\r\nHost: localhost\r\n\r\n" } @uris;
+    print $sock "GET /direct HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    local $/;
+    my $resp = <$sock> // '';
+    close $sock;
+    my $good = () = $resp =~ m{^HTTP/1\.1 200 OK\r\n.*?\r\n\r\nb\n}msg;
+    return @uris + 1 - $good;
 }
 
 # The metrics location's answer, through prometheus_client's parser: "family|upstream|server|
@@ -260,6 +307,14 @@ is $passed_total, $passed_var, 'passed_total sums to the sum of $next_upstream_s
 ok $got->{"passed|both|127.0.0.1:$port_a|404"}, 'passed on from A in "both"';
 ok $got->{'kept|dead||404'}, 'kept answers in "dead"';
 ok $got->{'exhausted|nowhere||410'}, 'exhausted in "nowhere"';
+
+# More keys than a worker caches.
+is many_keys(), 0, 'many keys on one connection: every answer right';
+sleep 0.3;
+($want) = expected_from_access_log();
+is scalar(grep { /^passed\|v\d+\|/ } keys %$want), 300, 'v001..v300 passed on';
+is scalar(grep { /^passed\|w\|/ } keys %$want), scalar(@statuses), "w passed on after each status";
+is_deeply scrape(), $want, 'the counters are exactly what the access log shows, many keys too';
 
 # Reload: the counters carry on.
 write_conf(1);

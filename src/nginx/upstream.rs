@@ -198,10 +198,10 @@ static REINIT_REQUEST: SlotTable<RequestCallback, 4> = SlotTable::new([
 /// into the same buffer and calls this again, which then only looks at the body.
 ///
 /// The original may put another parser in `u->process_header` (the proxy module's status-line
-/// parser hands over to its header parser). A wrapper goes back in front of it only if nginx
-/// will call it again in this attempt: while the header is incomplete, or the body awaited.
-/// After a complete header it is not called again; a next attempt starts with
-/// `reinit_request`, whose wrapper puts one back.
+/// parser hands over to its header parser, and back after a 103 Early Hints). A wrapper goes
+/// back in front of it unless the header is complete (`NGX_OK`): nginx does not call the
+/// parser again in this attempt then, unless the module waits for the body (which puts one
+/// back), and a next attempt starts with `reinit_request`, whose wrapper puts one back.
 unsafe extern "C" fn process_header_via<const SLOT: usize>(
     r: *mut ngx_http_request_t,
 ) -> ngx_int_t {
@@ -222,10 +222,8 @@ unsafe extern "C" fn process_header_via<const SLOT: usize>(
             original(r)
         };
         if rc != NGX_OK as ngx_int_t {
-            if rc == NGX_AGAIN as ngx_int_t {
-                // SAFETY: as above.
-                unsafe { rewrap_process_header((*r).upstream) };
-            }
+            // SAFETY: as above.
+            unsafe { rewrap_process_header((*r).upstream) };
             return rc;
         }
     }

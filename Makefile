@@ -169,10 +169,19 @@ test-asan: | deps
 test-reload: build
 	$(PROVE_ENV) prove t/reload/
 
-## bench: the module against stock nginx: wall clock (wrk), instructions per request (callgrind), memory; then bench-storage; each prints how long it took
+## bench: the module against stock nginx: wall clock (wrk), instructions per request (callgrind), memory; the instructions again on the newest nginx in NGINX_SRC_DIR (built like test-matrix); then bench-storage; each prints how long it took
 bench: build
 	scripts/install-deps.sh bench
 	scripts/bench.sh --nginx $(NGINX_BIN) --module $(MODULE_SO)
+	@newest=$$(ls $(NGINX_SRC_DIR)/nginx-*.tar.gz 2>/dev/null | sort -V | tail -1); \
+	if [ -z "$$newest" ]; then \
+		echo "bench: no nginx-*.tar.gz in $(NGINX_SRC_DIR): instructions on the newest nginx left out"; \
+	else \
+		set -e; paths=$$(NGINX_CONFIGURE_FLAGS='$(NGINX_CONFIGURE_FLAGS)' \
+			scripts/test-matrix.sh --build "$$newest"); \
+		scripts/bench.sh --no-wall --no-memory --nginx $$(echo "$$paths" | sed -n 1p) \
+			--module $$(echo "$$paths" | sed -n 2p); \
+	fi
 	scripts/bench-storage.pl --nginx $(NGINX_BIN) --module $(MODULE_SO)
 
 ## bench-storage: reads through nginx-conf/storage-front.conf over 1, 2, 4, 8 storage servers, round robin, consistent hash and sticky learn (on an nginx 1.29.6+ from NGINX_SRC_DIR: built like test-matrix); prints how long it took

@@ -496,7 +496,7 @@ fn stage_pass_on(
 ) {
     // Without memory, nginx handles the response as it would without the module.
     let Some(conf_passing_404) = conf_passing_404(r, u.conf, rule) else {
-        ctx.server_answered = true;
+        answered_by_server(ctx);
         return;
     };
 

@@ -318,7 +318,8 @@ impl Zone {
             &[]
         };
         let status = u16::try_from(status).unwrap_or(u16::MAX);
-        let cached = self.cache[slot_index(us, server.as_ptr(), family, status)].get();
+        let slot = &self.cache[slot_index(us, server.as_ptr(), family, status)];
+        let cached = slot.get();
         // SAFETY: a slot's entry, when there is one, was made in the zone, which stays mapped
         // while the worker runs, and is never freed.
         if let Some(entry) = unsafe { cached.entry.as_ref() } {
@@ -328,15 +329,16 @@ impl Zone {
                 return;
             }
         }
-        self.count_missed(connection, us, family, status, server);
+        self.count_missed(slot, connection, us, family, status, server);
     }
 
-    /// Counts one event that the cache missed, and fills its slot. Out of line: the callers
+    /// Counts one event that the cache missed, and fills its `slot`. Out of line: the callers
     /// keep only the hit path.
     #[cold]
     #[inline(never)]
     fn count_missed(
         &self,
+        slot: &Cell<Slot>,
         connection: *mut ngx_connection_t,
         us: &ngx_http_upstream_srv_conf_t,
         family: Family,
@@ -344,7 +346,6 @@ impl Zone {
         server: &[u8],
     ) {
         if let Some(entry) = self.count_in_table(connection, us, family, status, server) {
-            let slot = &self.cache[slot_index(us, server.as_ptr(), family, status)];
             slot.set(Slot {
                 us: ptr::from_ref(us),
                 entry,
